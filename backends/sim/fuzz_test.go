@@ -1,0 +1,115 @@
+package sim
+
+import (
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+)
+
+func fuzzServer(f *testing.F) *Server {
+	o, err := OptionsFromMap(map[string]string{"model": "m", "embed-model": "e", "max-model-len": "4096", "kv-blocks": "4096"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := New(o)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	return s
+}
+
+func FuzzParseChat(f *testing.F) {
+	for _, seed := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url"}]}],"max_tokens":5,"n":2,"stream":true,"stream_options":{"include_usage":true}}`,
+		`{"model":"m","messages":[{"role":"system","content":null}],"max_completion_tokens":0}`,
+		`{"model":"m","messages":"x"}`, `[]`, `{`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	s := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, e := s.parseChat(body)
+		if (r == nil) == (e == nil) {
+			t.Fatalf("parseChat(%q) = %v, %v: want exactly one", body, r, e)
+		}
+		if e != nil {
+			if e.status < 400 || e.message == "" || !json.Valid(appendError(nil, e)) {
+				t.Fatalf("bad error %+v", e)
+			}
+			return
+		}
+		for _, q := range r.seqs {
+			if q.out < 1 || q.promptTokens < 1 || q.promptTokens+q.out > s.o.MaxModelLen {
+				t.Fatalf("bad sequence %+v", q)
+			}
+		}
+	})
+}
+
+func FuzzParseCompletions(f *testing.F) {
+	for _, seed := range []string{
+		`{"model":"m","prompt":"hi"}`, `{"model":"m","prompt":["a","b"],"max_tokens":3}`,
+		`{"model":"m","prompt":[1,2,3]}`, `{"model":"m","prompt":[[1],[2,3]]}`, `{"model":"m","prompt":[]}`,
+		`{"model":"m","prompt":[1,"a"]}`, `{"model":"m","prompt":""}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	s := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, e := s.parseCompletions(body)
+		if (r == nil) == (e == nil) {
+			t.Fatalf("parseCompletions(%q): want exactly one of result and error", body)
+		}
+	})
+}
+
+func FuzzParseTextInputs(f *testing.F) {
+	for _, seed := range []string{`"x"`, `["a","b"]`, `[1,2]`, `[[1],[2]]`, `[]`, `null`, `3`, `[1,[2]]`, `["a",[1]]`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		in, e := parseTextInputs(raw, "input")
+		if e == nil && len(in) == 0 {
+			t.Fatalf("no inputs and no error for %q", raw)
+		}
+		v := make([]float32, 8)
+		for _, x := range in {
+			embed(v, x)
+		}
+	})
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	for _, seed := range []string{"", "plain", "quote\" back\\ nl\n tab\t ctl\x01", "日本\u2028", "\xff\xfe"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("invalid JSON %s for %q: %v", b, s, err)
+		}
+		if utf8.ValidString(s) && got != s {
+			t.Fatalf("round trip %q -> %s -> %q", s, b, got)
+		}
+	})
+}
+
+func FuzzOptionsFromMap(f *testing.F) {
+	f.Add("itl", "5ms", "profile", "fast")
+	f.Add("output-len", "uniform:1-9", "speed", "0.5")
+	f.Add("listen", "127.0.0.1:1,127.0.0.1:2", "speed", "1,2")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		o, err := OptionsFromMap(map[string]string{k1: v1, k2: v2})
+		if err != nil {
+			return
+		}
+		for _, so := range o.PerServer() {
+			if _, err := New(so); err != nil {
+				t.Fatalf("validated options rejected by New: %v (%+v)", err, so)
+			}
+		}
+	})
+}

@@ -1,0 +1,81 @@
+package sim
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+var benchSink int
+
+func benchServer(b *testing.B, kv map[string]string) *Server {
+	m := map[string]string{"model": "m", "profile": "fast"}
+	for k, v := range kv {
+		m[k] = v
+	}
+	o, err := OptionsFromMap(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func benchHandler(b *testing.B, s *Server, path, body string) {
+	var ctx fasthttp.RequestCtx
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.SetRequestURI(path)
+		ctx.Request.SetBodyString(body)
+		s.Handler(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+		benchSink += len(ctx.Response.Body())
+	}
+}
+
+// BenchmarkChatFast is the simulator's own cost per plain chat completion of
+// 32 tokens with the fast profile: the floor under the gateway's benchmarks.
+func BenchmarkChatFast(b *testing.B) {
+	s := benchServer(b, nil)
+	benchHandler(b, s, "/v1/chat/completions", `{"model":"m","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Explain continuous batching in two sentences."}],"max_tokens":32}`)
+}
+
+func BenchmarkChatFastPrefixCaching(b *testing.B) {
+	s := benchServer(b, map[string]string{"prefix-caching": "true"})
+	benchHandler(b, s, "/v1/chat/completions", `{"model":"m","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Explain continuous batching in two sentences."}],"max_tokens":32}`)
+}
+
+func BenchmarkEmbeddingsFast(b *testing.B) {
+	s := benchServer(b, map[string]string{"embed-dim": "384"})
+	benchHandler(b, s, "/v1/embeddings", `{"model":"m","input":["the quick brown fox","jumps over the lazy dog"]}`)
+}
+
+func BenchmarkCountTokens(b *testing.B) {
+	text := "Switchyard is a high-performance inference gateway: one static Go binary that sits in front of GPU model servers."
+	b.ReportAllocs()
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		benchSink += CountTokens(text)
+	}
+}
+
+func BenchmarkKVAllocateRelease(b *testing.B) {
+	c := newKVCache(4096, true)
+	hashes := []uint64{1, 2, 3, 4, 5, 6, 7, 8}
+	var blocks []int32
+	b.ReportAllocs()
+	for b.Loop() {
+		blocks = c.allocate(blocks[:0], hashes, c.lookup(hashes), 12)
+		c.release(blocks)
+	}
+}

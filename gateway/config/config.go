@@ -1,0 +1,400 @@
+// Package config is Switchyard's configuration: the YAML schema as Go structs,
+// ${ENV} expansion, strict decoding, defaults and validation.
+//
+// Load (or Parse) runs the whole pipeline:
+//
+//  1. read the file;
+//  2. parse it with yaml.v3 into a node tree;
+//  3. expand ${VAR} and ${VAR:-default} in every scalar (per scalar, so that
+//     line numbers stay those of the file; $$ is a literal $);
+//  4. decode strictly: unknown keys, duplicate keys and wrong types are errors
+//     (top-level keys starting with "x-" are ignored: a place for anchors);
+//  5. SetDefaults;
+//  6. Validate: references, duplicates, URLs, enums, globs, numbers.
+//
+// Every problem found along the way is collected and returned at once as
+// *Errors, each with file, line, column and YAML path, so that
+// "switchyard validate" prints them all.
+//
+// The field doc comments below are the config reference; docs/config.md
+// repeats them as a table with a complete example. A key given in the file
+// keeps its value even when that value is zero; a key left out gets its
+// default.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a whole Switchyard config file.
+type Config struct {
+	// Listen is the gateway's address, host:port. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// Admin is the admin API (config dump, reload, health).
+	Admin Admin `yaml:"admin"`
+	// Server holds the HTTP server's limits and timeouts.
+	Server Server `yaml:"server"`
+	// Log sets logging.
+	Log Log `yaml:"log"`
+	// Backends are the upstream servers (OpenAI-compatible, or the built-in
+	// simulator).
+	Backends []Backend `yaml:"backends"`
+	// Models are the model pools: public model names mapped to backend
+	// targets, with balancing, fallbacks and retries.
+	Models []Model `yaml:"models"`
+	// Routes are tried in order; the first whose match fits the request
+	// runs its chain and sends the request to its pool. When empty, one
+	// route "default" matches everything and passes the requested model
+	// through to the pool of that name.
+	Routes []Route `yaml:"routes"`
+	// Keys are the API keys accepted by the gateway, stored as SHA-256
+	// hashes. Empty means the gateway is open: no authentication.
+	Keys []Key `yaml:"keys,omitempty"`
+
+	// File is the path the config was read from ("" when parsed from
+	// bytes without a name).
+	File string `yaml:"-"`
+	// Raw is the file's bytes as read, before ${ENV} expansion, so that a
+	// reload can skip an unchanged file.
+	Raw []byte `yaml:"-"`
+
+	// pos maps YAML paths given in the file to their positions; nil for a
+	// Config built in Go.
+	pos map[string]pos
+}
+
+// Admin is the admin API.
+type Admin struct {
+	// Listen is the admin API's address, host:port; empty (the default)
+	// disables the admin API.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token that admin requests must present. Required
+	// when listen is set, unless insecure is true.
+	Token Secret `yaml:"token,omitempty"`
+	// Insecure allows an admin API without a token. Default false.
+	Insecure bool `yaml:"insecure"`
+}
+
+// Server holds the HTTP server's limits and timeouts.
+type Server struct {
+	// MaxBodySize is the largest request body accepted. Default "4MiB";
+	// must be positive.
+	MaxBodySize Size `yaml:"max_body_size"`
+	// ReadTimeout bounds reading a whole request. Default "60s"; 0 means none.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a whole response. Default 0, none, since
+	// streamed completions are long.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default "90s".
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// DrainTimeout is how long shutdown and reload wait for requests in
+	// flight. Default "30s".
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// MaxConns caps concurrent client connections. Default 0, the server's
+	// built-in limit.
+	MaxConns int `yaml:"max_conns"`
+	// Compression sets response compression.
+	Compression Compression `yaml:"compression"`
+	// WatchInterval is how often the config file is polled for changes.
+	// Default "2s"; 0 disables polling (SIGHUP and the admin API still reload).
+	WatchInterval Duration `yaml:"watch_interval"`
+}
+
+// Compression sets compression of non-streamed responses (gzip or zstd, as
+// the client accepts).
+type Compression struct {
+	// Enabled turns compression on. Default true.
+	Enabled *bool `yaml:"enabled"`
+	// MinSize is the smallest body that is compressed. Default "1KiB".
+	MinSize Size `yaml:"min_size"`
+}
+
+// Log sets logging.
+type Log struct {
+	// Level is the least severe level logged: debug, info, warn or error.
+	// Default info.
+	Level string `yaml:"level"`
+	// Requests logs one line per request. Default false.
+	Requests bool `yaml:"requests"`
+}
+
+// Backend kinds.
+const (
+	KindOpenAI = "openai" // an OpenAI-compatible HTTP server (vLLM, OpenAI, ...)
+	KindSim    = "sim"    // the built-in GPU-server simulator, in process
+)
+
+// Backend is one upstream server.
+type Backend struct {
+	// Name identifies the backend in model targets, logs and metrics.
+	// Required and unique.
+	Name string `yaml:"name"`
+	// Kind is openai (default), an OpenAI-compatible server at url, or sim,
+	// the built-in simulator run in process.
+	Kind string `yaml:"kind"`
+	// URL is the server's base URL, http or https, with an optional path
+	// prefix (e.g. "http://10.0.0.5:8000/v1"). Required for kind openai;
+	// not allowed for kind sim.
+	URL string `yaml:"url,omitempty"`
+	// APIKey is sent upstream as a bearer token. Optional.
+	APIKey Secret `yaml:"api_key,omitempty"`
+	// MaxConcurrency caps requests in flight to this backend. Default 0,
+	// unlimited.
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// MaxConns is the connection pool size. Default 1024.
+	MaxConns int `yaml:"max_conns"`
+	// Timeouts bound each upstream request.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Health sets passive (and optional active) health checking.
+	Health Health `yaml:"health"`
+	// Sim holds simulator flags by name (e.g. model: sim-chat, profile:
+	// small, itl: 5ms); kind sim only. Scalar values of any YAML type are
+	// taken as their string form.
+	Sim map[string]string `yaml:"sim,omitempty"`
+
+	// Line is the backend's line in the file (0 when unknown).
+	Line int `yaml:"-"`
+}
+
+// Timeouts bound each upstream request. Zero means no limit.
+type Timeouts struct {
+	// Connect bounds dialing the backend. Default "2s".
+	Connect Duration `yaml:"connect"`
+	// FirstByte bounds the wait for the response headers (for streams, the
+	// first event). Default "60s".
+	FirstByte Duration `yaml:"first_byte"`
+	// Idle is the longest gap allowed between stream events. Default "60s".
+	Idle Duration `yaml:"idle"`
+	// Total bounds the whole request, body included. Default "10m".
+	Total Duration `yaml:"total"`
+}
+
+// Health sets health checking for a backend. Passive checking is always on:
+// after failure_threshold consecutive failures the backend is taken out for
+// cooldown.
+type Health struct {
+	// FailureThreshold is the number of consecutive failures that take the
+	// backend out. Default 3; 0 disables passive health checking.
+	FailureThreshold int `yaml:"failure_threshold"`
+	// Cooldown is how long a failed backend stays out. Default "10s".
+	Cooldown Duration `yaml:"cooldown"`
+	// Active, when present, probes the backend periodically. Default none.
+	Active *ActiveHealth `yaml:"active,omitempty"`
+}
+
+// ActiveHealth probes a backend periodically with GET requests.
+type ActiveHealth struct {
+	// Path is the probed path, starting with "/". Default "/health".
+	Path string `yaml:"path"`
+	// Interval is the time between probes. Default "5s"; must be positive.
+	Interval Duration `yaml:"interval"`
+	// Timeout bounds each probe. Default "2s"; must be positive.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Balancing strategies of a model pool.
+const (
+	StrategyRoundRobin       = "round_robin"
+	StrategyWeighted         = "weighted"
+	StrategyLeastOutstanding = "least_outstanding"
+)
+
+// Model is a model pool: a public model name served by one or more backend
+// targets.
+type Model struct {
+	// Name is the public model name that clients request and routes send
+	// to. Required and unique.
+	Name string `yaml:"name"`
+	// Strategy picks a target per request: round_robin (default), weighted
+	// (by target weight) or least_outstanding (fewest requests in flight).
+	Strategy string `yaml:"strategy"`
+	// Targets are the backends serving this pool. At least one.
+	Targets []Target `yaml:"targets"`
+	// Fallbacks are pools tried in order when every target of this pool
+	// fails. Each must name another pool; cycles are not allowed.
+	Fallbacks []string `yaml:"fallbacks,omitempty"`
+	// Retry sets retries within the pool.
+	Retry Retry `yaml:"retry"`
+
+	// Line is the pool's line in the file (0 when unknown).
+	Line int `yaml:"-"`
+}
+
+// Target is one backend of a model pool.
+type Target struct {
+	// Backend names a backend. Required.
+	Backend string `yaml:"backend"`
+	// Model is the model id sent to the backend. Default: the pool name.
+	Model string `yaml:"model"`
+	// Weight is the target's share with strategy weighted. Default 1; 0
+	// takes the target out of rotation.
+	Weight int `yaml:"weight"`
+}
+
+// Retry sets retries within a pool. Requests are retried only before the
+// first byte reaches the client.
+type Retry struct {
+	// Attempts is the number of tries per pool, the first included.
+	// Default 2; at least 1.
+	Attempts int `yaml:"attempts"`
+	// Budget caps retries as a fraction of requests (0.2: at most one retry
+	// per five requests), from 0 to 1. Default 0.2.
+	Budget float64 `yaml:"budget"`
+	// MinPerSecond is the number of retries per second always allowed,
+	// whatever the budget. Default 5.
+	MinPerSecond int `yaml:"min_per_second"`
+}
+
+// Route matches requests and says what happens to them.
+type Route struct {
+	// Name identifies the route in logs and metrics. Required and unique.
+	Name string `yaml:"name"`
+	// Match selects requests; an empty match selects every request.
+	Match Match `yaml:"match"`
+	// Chain lists the stages run in order, each a bare kind ("ratelimit")
+	// or a kind with options ({retrieval: {collection: kb}}).
+	Chain []StageRef `yaml:"chain,omitempty"`
+	// To names the model pool that serves the route. Empty passes the
+	// requested model through to the pool of that name.
+	To string `yaml:"to,omitempty"`
+
+	// Line is the route's line in the file (0 when unknown).
+	Line int `yaml:"-"`
+}
+
+// Match selects requests. Every condition given must hold; globs use the
+// router's syntax: '*' any run of characters, '?' one character.
+type Match struct {
+	// Model is a glob or a list of globs on the requested model name.
+	Model StringList `yaml:"model,omitempty"`
+	// Header maps header names to globs on their values.
+	Header map[string]string `yaml:"header,omitempty"`
+	// Key is a key id or a list of them (exact names).
+	Key StringList `yaml:"key,omitempty"`
+	// Tenant is a tenant name or a list of them (exact names).
+	Tenant StringList `yaml:"tenant,omitempty"`
+	// Metadata maps request metadata keys to globs on their values.
+	Metadata map[string]string `yaml:"metadata,omitempty"`
+	// MinPromptBytes matches prompts of at least this many bytes. Default 0.
+	MinPromptBytes int `yaml:"min_prompt_bytes,omitempty"`
+	// MaxPromptBytes matches prompts of at most this many bytes. Default 0,
+	// no limit.
+	MaxPromptBytes int `yaml:"max_prompt_bytes,omitempty"`
+}
+
+// Key is one API key accepted by the gateway.
+type Key struct {
+	// ID names the key in logs, metrics and route matches. Required and
+	// unique.
+	ID string `yaml:"id"`
+	// SHA256 is the hex SHA-256 of the key (64 hex digits, e.g. from
+	// "printf %s "$KEY" | sha256sum"). Required and unique.
+	SHA256 string `yaml:"sha256"`
+	// Tenant is the tenant the key belongs to. Optional.
+	Tenant string `yaml:"tenant,omitempty"`
+	// Models are globs on the models the key may use. Empty allows all.
+	Models StringList `yaml:"models,omitempty"`
+
+	// Line is the key's line in the file (0 when unknown).
+	Line int `yaml:"-"`
+}
+
+// Load reads, expands, decodes, defaults and validates the config file at
+// path. On failure it returns *Errors (or the read error).
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse is Load from bytes; filename names the source in errors. ${VAR}
+// references are looked up in the process environment.
+func Parse(data []byte, filename string) (*Config, error) {
+	return ParseEnv(data, filename, os.LookupEnv)
+}
+
+// ParseEnv is Parse with ${VAR} references looked up by lookup instead of
+// the process environment (for tests and for embedding); a nil lookup
+// means the process environment.
+func ParseEnv(data []byte, filename string, lookup func(string) (string, bool)) (*Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	errs := &errorList{file: filename}
+	c := &Config{File: filename, Raw: data, pos: map[string]pos{}}
+
+	root, ok := parseYAML(data, errs)
+	if !ok {
+		return nil, errs.err() // malformed YAML: nothing further to check
+	}
+	if root != nil {
+		d := &decoder{errs: errs, pos: c.pos, envErr: expandTree(root, lookup), extensions: true}
+		d.decode(root, "", valueOf(c))
+		// ${ENV} problems in places the decoder never reached (under an
+		// unknown key, say) are still problems.
+		for _, ps := range d.envErr {
+			for _, p := range ps {
+				errs.add(p.pos, "", p.msg)
+			}
+		}
+	}
+	// Paths that failed to decode: validation problems at or under them
+	// would only repeat those errors.
+	bad := make([]string, 0, len(errs.errs))
+	for _, e := range errs.errs {
+		bad = append(bad, e.Path)
+	}
+	c.setLines()
+	c.SetDefaults()
+	c.validate(errs, bad)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Errorf returns an Error at path (such as "routes[0].chain[1]"), placed at
+// the position of path in the file, or of its nearest ancestor that was
+// there. The gateway uses it for problems it finds itself (an unknown stage
+// kind), so that they read like this package's.
+func (c *Config) Errorf(path, format string, args ...any) Error {
+	p := c.posOf(path)
+	return Error{File: c.File, Line: p.line, Column: p.col, Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// setLines fills the Line fields from the decoded positions.
+func (c *Config) setLines() {
+	for i := range c.Backends {
+		c.Backends[i].Line = c.posOf(indexPath("backends", i)).line
+	}
+	for i := range c.Models {
+		c.Models[i].Line = c.posOf(indexPath("models", i)).line
+	}
+	for i := range c.Routes {
+		c.Routes[i].Line = c.posOf(indexPath("routes", i)).line
+	}
+	for i := range c.Keys {
+		c.Keys[i].Line = c.posOf(indexPath("keys", i)).line
+	}
+}
+
+// Redacted returns YAML of the effective config (defaults applied) with
+// secrets shown as "[redacted]", for the admin API and for golden tests.
+func (c *Config) Redacted() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("encoding config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encoding config: %w", err)
+	}
+	return b.Bytes(), nil
+}

@@ -1,0 +1,150 @@
+package config
+
+import (
+	"strings"
+	"time"
+)
+
+// Defaults. A key given in the file keeps its value, even zero; a key left
+// out gets the default.
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultMaxBodySize       = Size(4 << 20)
+	DefaultReadTimeout       = Duration(60 * time.Second)
+	DefaultIdleTimeout       = Duration(90 * time.Second)
+	DefaultDrainTimeout      = Duration(30 * time.Second)
+	DefaultWatchInterval     = Duration(2 * time.Second)
+	DefaultCompressMinSize   = Size(1 << 10)
+	DefaultLogLevel          = "info"
+	DefaultBackendMaxConns   = 1024
+	DefaultConnectTimeout    = Duration(2 * time.Second)
+	DefaultFirstByteTimeout  = Duration(60 * time.Second)
+	DefaultIdleStreamTimeout = Duration(60 * time.Second)
+	DefaultTotalTimeout      = Duration(10 * time.Minute)
+	DefaultFailureThreshold  = 3
+	DefaultCooldown          = Duration(10 * time.Second)
+	DefaultHealthPath        = "/health"
+	DefaultHealthInterval    = Duration(5 * time.Second)
+	DefaultHealthTimeout     = Duration(2 * time.Second)
+	DefaultRetryAttempts     = 2
+	DefaultRetryBudget       = 0.2
+	DefaultRetryMinPerSecond = 5
+	DefaultRouteName         = "default"
+)
+
+// given says whether the key at path was set: present in the parsed file,
+// or, for a Config built in Go, non-zero.
+func (c *Config) given(path string, zero bool) bool {
+	if !zero {
+		return true
+	}
+	_, ok := c.pos[path]
+	return ok
+}
+
+// posOf returns the position of path, or of its nearest ancestor that was
+// in the file.
+func (c *Config) posOf(path string) pos {
+	for path != "" {
+		if p, ok := c.pos[path]; ok {
+			return p
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return pos{}
+}
+
+func (c *Config) defString(path string, v *string, def string) {
+	if !c.given(path, *v == "") {
+		*v = def
+	}
+}
+
+func (c *Config) defInt(path string, v *int, def int) {
+	if !c.given(path, *v == 0) {
+		*v = def
+	}
+}
+
+func (c *Config) defDur(path string, v *Duration, def Duration) {
+	if !c.given(path, *v == 0) {
+		*v = def
+	}
+}
+
+func (c *Config) defSize(path string, v *Size, def Size) {
+	if !c.given(path, *v == 0) {
+		*v = def
+	}
+}
+
+// SetDefaults fills in every key left out. It is idempotent, and Parse and
+// Load call it; call it yourself on a Config built in Go, where zero values
+// count as left out.
+func (c *Config) SetDefaults() {
+	c.defString("listen", &c.Listen, DefaultListen)
+
+	s := &c.Server
+	c.defSize("server.max_body_size", &s.MaxBodySize, DefaultMaxBodySize)
+	c.defDur("server.read_timeout", &s.ReadTimeout, DefaultReadTimeout)
+	c.defDur("server.idle_timeout", &s.IdleTimeout, DefaultIdleTimeout)
+	c.defDur("server.drain_timeout", &s.DrainTimeout, DefaultDrainTimeout)
+	c.defDur("server.watch_interval", &s.WatchInterval, DefaultWatchInterval)
+	if s.Compression.Enabled == nil {
+		on := true
+		s.Compression.Enabled = &on
+	}
+	c.defSize("server.compression.min_size", &s.Compression.MinSize, DefaultCompressMinSize)
+
+	c.defString("log.level", &c.Log.Level, DefaultLogLevel)
+
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		p := indexPath("backends", i)
+		c.defString(p+".kind", &b.Kind, KindOpenAI)
+		c.defInt(p+".max_conns", &b.MaxConns, DefaultBackendMaxConns)
+		t := &b.Timeouts
+		c.defDur(p+".timeouts.connect", &t.Connect, DefaultConnectTimeout)
+		c.defDur(p+".timeouts.first_byte", &t.FirstByte, DefaultFirstByteTimeout)
+		c.defDur(p+".timeouts.idle", &t.Idle, DefaultIdleStreamTimeout)
+		c.defDur(p+".timeouts.total", &t.Total, DefaultTotalTimeout)
+		h := &b.Health
+		c.defInt(p+".health.failure_threshold", &h.FailureThreshold, DefaultFailureThreshold)
+		c.defDur(p+".health.cooldown", &h.Cooldown, DefaultCooldown)
+		if a := h.Active; a != nil {
+			c.defString(p+".health.active.path", &a.Path, DefaultHealthPath)
+			c.defDur(p+".health.active.interval", &a.Interval, DefaultHealthInterval)
+			c.defDur(p+".health.active.timeout", &a.Timeout, DefaultHealthTimeout)
+		}
+	}
+
+	for i := range c.Models {
+		m := &c.Models[i]
+		p := indexPath("models", i)
+		c.defString(p+".strategy", &m.Strategy, StrategyRoundRobin)
+		for j := range m.Targets {
+			t := &m.Targets[j]
+			tp := indexPath(p+".targets", j)
+			c.defString(tp+".model", &t.Model, m.Name)
+			c.defInt(tp+".weight", &t.Weight, 1)
+		}
+		r := &m.Retry
+		c.defInt(p+".retry.attempts", &r.Attempts, DefaultRetryAttempts)
+		if !c.given(p+".retry.budget", r.Budget == 0) {
+			r.Budget = DefaultRetryBudget
+		}
+		c.defInt(p+".retry.min_per_second", &r.MinPerSecond, DefaultRetryMinPerSecond)
+	}
+
+	if len(c.Routes) == 0 {
+		c.Routes = []Route{{Name: DefaultRouteName}}
+	}
+
+	for i := range c.Keys {
+		c.Keys[i].SHA256 = strings.ToLower(c.Keys[i].SHA256)
+	}
+}

@@ -1,0 +1,524 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"switchyard/router"
+	"unicode"
+)
+
+// Validate checks a defaulted config: references between backends, pools
+// and routes, duplicates, URLs, enums, globs, hashes and numbers. It returns
+// every problem at once as *Errors. Parse and Load call it; call it yourself
+// (after SetDefaults) on a Config built in Go.
+func (c *Config) Validate() error {
+	errs := &errorList{file: c.File}
+	c.validate(errs, nil)
+	return errs.err()
+}
+
+type validator struct {
+	c    *Config
+	errs *errorList
+	bad  []string // paths that already failed to decode
+}
+
+// namesIncomplete says whether some entry of list (e.g. "backends") failed
+// to decode where its name lives, so that "unknown X" errors about it would
+// be noise.
+func (v *validator) namesIncomplete(list, field string) bool {
+	for _, b := range v.bad {
+		if !under(b, list) {
+			continue
+		}
+		rest := b[len(list):]
+		if rest == "" {
+			return true
+		}
+		if i := strings.IndexByte(rest, ']'); rest[0] == '[' && i > 0 &&
+			(rest[i+1:] == "" || rest[i+1:] == "."+field) {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) add(p, format string, args ...any) {
+	for _, b := range v.bad {
+		if under(p, b) {
+			return
+		}
+	}
+	v.errs.add(v.c.posOf(p), p, fmt.Sprintf(format, args...))
+}
+
+// under says whether path p is b or lies inside it.
+func under(p, b string) bool {
+	if b == "" || !strings.HasPrefix(p, b) {
+		return false
+	}
+	return len(p) == len(b) || p[len(b)] == '.' || p[len(b)] == '['
+}
+
+// lineOf describes where path p is, for "first defined at line N" notes.
+func (v *validator) lineOf(p string) string {
+	if l := v.c.posOf(p).line; l > 0 {
+		return fmt.Sprintf(" (first at line %d)", l)
+	}
+	return ""
+}
+
+func (c *Config) validate(errs *errorList, bad []string) {
+	v := &validator{c: c, errs: errs, bad: bad}
+	poolsIncomplete := v.namesIncomplete("models", "name")
+	v.hostPort("listen", c.Listen, true)
+	v.admin()
+	v.server()
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", "unknown level %q (want debug, info, warn or error)", c.Log.Level)
+	}
+	backends := v.backends()
+	pools := v.models(backends, poolsIncomplete)
+	v.routes(pools, poolsIncomplete)
+	v.keys()
+}
+
+func (v *validator) hostPort(p, addr string, required bool) {
+	if addr == "" {
+		if required {
+			v.add(p, "required: an address host:port, such as \"127.0.0.1:8080\"")
+		}
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.add(p, "invalid address %q: want host:port, such as \"127.0.0.1:8080\" or \":8080\"", addr)
+		return
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		v.add(p, "invalid port %q in %q: want a number from 0 to 65535", port, addr)
+	}
+}
+
+func (v *validator) admin() {
+	a := &v.c.Admin
+	if a.Listen == "" {
+		return
+	}
+	v.hostPort("admin.listen", a.Listen, false)
+	if a.Token == "" && !a.Insecure {
+		v.add("admin.token", "required when admin.listen is set (give it by ${ENV} reference, or set admin.insecure: true to run the admin API without one)")
+	}
+	if a.Listen == v.c.Listen {
+		v.add("admin.listen", "must differ from listen (%q)", v.c.Listen)
+	}
+}
+
+func (v *validator) nonNeg(p string, n int) {
+	if n < 0 {
+		v.add(p, "must not be negative, got %d", n)
+	}
+}
+
+func (v *validator) nonNegDur(p string, d Duration) {
+	if d < 0 {
+		v.add(p, "must not be negative, got %s", d)
+	}
+}
+
+func (v *validator) positiveDur(p string, d Duration) {
+	if d <= 0 {
+		v.add(p, "must be positive, got %s", d)
+	}
+}
+
+func (v *validator) server() {
+	s := &v.c.Server
+	if s.MaxBodySize <= 0 {
+		v.add("server.max_body_size", "must be positive, got %d", s.MaxBodySize)
+	}
+	v.nonNegDur("server.read_timeout", s.ReadTimeout)
+	v.nonNegDur("server.write_timeout", s.WriteTimeout)
+	v.nonNegDur("server.idle_timeout", s.IdleTimeout)
+	v.nonNegDur("server.drain_timeout", s.DrainTimeout)
+	v.nonNegDur("server.watch_interval", s.WatchInterval)
+	v.nonNeg("server.max_conns", s.MaxConns)
+	if s.Compression.MinSize < 0 {
+		v.add("server.compression.min_size", "must not be negative, got %d", s.Compression.MinSize)
+	}
+}
+
+// name checks a required, unique name; it returns false when the name is
+// unusable.
+func (v *validator) name(p, what, name string, seen map[string]string) bool {
+	if name == "" {
+		v.add(p, "required")
+		return false
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }); i >= 0 {
+		v.add(p, "invalid %s %q: no spaces or control characters", what, name)
+		return false
+	}
+	if first, dup := seen[name]; dup {
+		v.add(p, "duplicate %s %q%s", what, name, v.lineOf(first))
+		return false
+	}
+	seen[name] = p
+	return true
+}
+
+func (v *validator) backends() map[string]bool {
+	seen := map[string]string{}
+	for i := range v.c.Backends {
+		b := &v.c.Backends[i]
+		p := indexPath("backends", i)
+		v.name(p+".name", "backend name", b.Name, seen)
+		switch b.Kind {
+		case KindOpenAI:
+			if b.URL == "" {
+				v.add(p+".url", "required for kind openai: the server's base URL, such as \"http://127.0.0.1:8000/v1\"")
+			} else if err := checkURL(b.URL); err != nil {
+				v.add(p+".url", "%v", err)
+			}
+			if len(b.Sim) > 0 {
+				v.add(p+".sim", "only allowed with kind sim")
+			}
+		case KindSim:
+			if b.URL != "" {
+				v.add(p+".url", "not allowed with kind sim: the simulator runs in process")
+			}
+			for k := range b.Sim {
+				if k == "" {
+					v.add(p+".sim", "empty option name")
+				}
+			}
+		default:
+			v.add(p+".kind", "unknown kind %q (want openai or sim)", b.Kind)
+		}
+		v.nonNeg(p+".max_concurrency", b.MaxConcurrency)
+		v.nonNeg(p+".max_conns", b.MaxConns)
+		v.nonNegDur(p+".timeouts.connect", b.Timeouts.Connect)
+		v.nonNegDur(p+".timeouts.first_byte", b.Timeouts.FirstByte)
+		v.nonNegDur(p+".timeouts.idle", b.Timeouts.Idle)
+		v.nonNegDur(p+".timeouts.total", b.Timeouts.Total)
+		v.nonNeg(p+".health.failure_threshold", b.Health.FailureThreshold)
+		v.nonNegDur(p+".health.cooldown", b.Health.Cooldown)
+		if a := b.Health.Active; a != nil {
+			if !strings.HasPrefix(a.Path, "/") {
+				v.add(p+".health.active.path", "must start with \"/\", got %q", a.Path)
+			}
+			v.positiveDur(p+".health.active.interval", a.Interval)
+			v.positiveDur(p+".health.active.timeout", a.Timeout)
+		}
+	}
+	names := make(map[string]bool, len(seen))
+	for n := range seen {
+		names[n] = true
+	}
+	return names
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("invalid URL %q: %v", s, errors.Unwrap(err))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("invalid URL %q: scheme must be http or https", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("invalid URL %q: no host", s)
+	}
+	if u.User != nil {
+		return fmt.Errorf("invalid URL %q: no credentials in the URL; use api_key", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("invalid URL %q: no query or fragment", s)
+	}
+	if port := u.Port(); port != "" {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return fmt.Errorf("invalid URL %q: bad port %q", s, port)
+		}
+	}
+	return nil
+}
+
+func (v *validator) models(backends map[string]bool, poolsIncomplete bool) map[string]int {
+	seen := map[string]string{}
+	pools := map[string]int{} // name -> index, for usable names
+	for i := range v.c.Models {
+		m := &v.c.Models[i]
+		p := indexPath("models", i)
+		if v.name(p+".name", "model pool name", m.Name, seen) {
+			pools[m.Name] = i
+		}
+		switch m.Strategy {
+		case StrategyRoundRobin, StrategyWeighted, StrategyLeastOutstanding:
+		default:
+			v.add(p+".strategy", "unknown strategy %q (want round_robin, weighted or least_outstanding)", m.Strategy)
+		}
+		if len(m.Targets) == 0 {
+			v.add(p+".targets", "at least one target is required")
+		}
+		type bm struct{ backend, model string }
+		targets := map[bm]string{}
+		total := 0
+		for j, t := range m.Targets {
+			tp := indexPath(p+".targets", j)
+			switch {
+			case t.Backend == "":
+				v.add(tp+".backend", "required: the name of a backend")
+			case !backends[t.Backend] && !v.namesIncomplete("backends", "name"):
+				v.add(tp+".backend", "unknown backend %q", t.Backend)
+			}
+			if t.Model == "" {
+				v.add(tp+".model", "must not be empty")
+			}
+			if first, dup := targets[bm{t.Backend, t.Model}]; dup {
+				v.add(tp, "duplicate target: backend %q, model %q%s", t.Backend, t.Model, v.lineOf(first))
+			} else {
+				targets[bm{t.Backend, t.Model}] = tp
+			}
+			v.nonNeg(tp+".weight", t.Weight)
+			if t.Weight > 0 {
+				total += t.Weight
+			}
+		}
+		if m.Strategy == StrategyWeighted && len(m.Targets) > 0 && total == 0 {
+			v.add(p+".targets", "strategy weighted needs a target with a positive weight")
+		}
+		r := &m.Retry
+		if r.Attempts < 1 {
+			v.add(p+".retry.attempts", "must be at least 1 (the first try), got %d", r.Attempts)
+		}
+		if math.IsNaN(r.Budget) || r.Budget < 0 || r.Budget > 1 {
+			v.add(p+".retry.budget", "must be from 0 to 1, got %v", r.Budget)
+		}
+		v.nonNeg(p+".retry.min_per_second", r.MinPerSecond)
+	}
+	// Fallbacks, once every pool name is known.
+	for i := range v.c.Models {
+		m := &v.c.Models[i]
+		dup := map[string]bool{}
+		for j, f := range m.Fallbacks {
+			fp := indexPath(indexPath("models", i)+".fallbacks", j)
+			_, ok := pools[f]
+			switch {
+			case f == "":
+				v.add(fp, "must name a model pool")
+			case f == m.Name:
+				v.add(fp, "a pool cannot fall back to itself")
+			case !ok && !poolsIncomplete:
+				v.add(fp, "unknown model pool %q", f)
+			case dup[f]:
+				v.add(fp, "duplicate fallback %q", f)
+			}
+			dup[f] = true
+		}
+	}
+	v.fallbackCycles(pools)
+	return pools
+}
+
+// fallbackCycles reports each loop in the fallback graph once, at the
+// fallback entry that closes it.
+func (v *validator) fallbackCycles(pools map[string]int) {
+	const (
+		white = iota
+		grey
+		black
+	)
+	models := v.c.Models
+	color := make([]int, len(models))
+	var stack []int
+	var visit func(i int)
+	visit = func(i int) {
+		color[i] = grey
+		stack = append(stack, i)
+		for j, f := range models[i].Fallbacks {
+			k, ok := pools[f]
+			if !ok || k == i {
+				continue
+			}
+			switch color[k] {
+			case white:
+				visit(k)
+			case grey:
+				var names []string
+				for s := len(stack) - 1; s >= 0; s-- {
+					if stack[s] == k {
+						for _, x := range stack[s:] {
+							names = append(names, models[x].Name)
+						}
+						break
+					}
+				}
+				names = append(names, models[k].Name)
+				v.add(indexPath(indexPath("models", i)+".fallbacks", j), "fallback cycle: %s", strings.Join(names, " -> "))
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[i] = black
+	}
+	for i := range models {
+		if _, ok := pools[models[i].Name]; ok && color[i] == white && pools[models[i].Name] == i {
+			visit(i)
+		}
+	}
+}
+
+func (v *validator) globs(p string, l StringList) {
+	if len(l) == 1 {
+		v.glob(p, l[0])
+		return
+	}
+	for i, g := range l {
+		v.glob(indexPath(p, i), g)
+	}
+}
+
+func (v *validator) glob(p, g string) {
+	if err := ValidGlob(g); err != nil {
+		v.add(p, "%v", err)
+	}
+}
+
+// ValidGlob checks a match pattern. Patterns use Go's path.Match syntax: *
+// (any run of characters except /), ? (one character), [a-z] and [^a-z]
+// classes, and \ to escape.
+func ValidGlob(g string) error {
+	if g == "" {
+		return errors.New("empty pattern (use \"*\" to match anything)")
+	}
+	// The router's rules are the only rules: '*' any run, '?' one character.
+	if _, err := router.CompileGlob(g); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (v *validator) routes(pools map[string]int, poolsIncomplete bool) {
+	seen := map[string]string{}
+	catchAll := ""
+	for i := range v.c.Routes {
+		r := &v.c.Routes[i]
+		p := indexPath("routes", i)
+		v.name(p+".name", "route name", r.Name, seen)
+		if catchAll != "" {
+			v.add(p, "unreachable: route %q before it matches every request", catchAll)
+		}
+		m := &r.Match
+		v.globs(p+".match.model", m.Model)
+		v.globs(p+".match.key", m.Key)
+		v.globs(p+".match.tenant", m.Tenant)
+		lower := make(map[string]string, len(m.Header))
+		for h := range m.Header {
+			if other, dup := lower[strings.ToLower(h)]; dup {
+				a, b := min(h, other), max(h, other)
+				v.add(p+".match.header."+b, "header %q given twice (as %q; header names ignore case)", b, a)
+			}
+			lower[strings.ToLower(h)] = h
+		}
+		for h, g := range m.Header {
+			hp := p + ".match.header." + h
+			if !validHeaderName(h) {
+				v.add(hp, "invalid header name %q", h)
+			}
+			v.glob(hp, g)
+		}
+		for k, g := range m.Metadata {
+			kp := p + ".match.metadata." + k
+			if k == "" {
+				v.add(kp, "empty metadata key")
+			}
+			v.glob(kp, g)
+		}
+		v.nonNeg(p+".match.min_prompt_bytes", m.MinPromptBytes)
+		v.nonNeg(p+".match.max_prompt_bytes", m.MaxPromptBytes)
+		if m.MaxPromptBytes > 0 && m.MaxPromptBytes < m.MinPromptBytes {
+			v.add(p+".match.max_prompt_bytes", "must be at least min_prompt_bytes (%d), got %d", m.MinPromptBytes, m.MaxPromptBytes)
+		}
+		for j := range r.Chain {
+			if r.Chain[j].Kind == "" {
+				v.add(indexPath(p+".chain", j), "empty stage name")
+			}
+		}
+		if r.To != "" {
+			if _, ok := pools[r.To]; !ok && !poolsIncomplete {
+				v.add(p+".to", "unknown model pool %q", r.To)
+			}
+		}
+		if catchAll == "" && m.empty() {
+			catchAll = r.Name
+		}
+	}
+}
+
+func (m *Match) empty() bool {
+	return len(m.Model) == 0 && len(m.Header) == 0 && len(m.Key) == 0 && len(m.Tenant) == 0 &&
+		len(m.Metadata) == 0 && m.MinPromptBytes == 0 && m.MaxPromptBytes == 0
+}
+
+// validHeaderName reports whether h is an HTTP header field name (an RFC 9110
+// token).
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) keys() {
+	ids := map[string]string{}
+	hashes := map[string]string{}
+	for i := range v.c.Keys {
+		k := &v.c.Keys[i]
+		p := indexPath("keys", i)
+		v.name(p+".id", "key id", k.ID, ids)
+		switch {
+		case k.SHA256 == "":
+			v.add(p+".sha256", "required: the hex SHA-256 of the key")
+		case len(k.SHA256) != 64:
+			v.add(p+".sha256", "invalid SHA-256: want 64 hex digits, got %d characters", len(k.SHA256))
+		case !validSHA256(k.SHA256):
+			v.add(p+".sha256", "invalid SHA-256: want 64 hex digits (0-9, a-f), got other characters")
+		default:
+			h := strings.ToLower(k.SHA256)
+			if first, dup := hashes[h]; dup {
+				v.add(p+".sha256", "duplicate key hash%s", v.lineOf(first))
+			} else {
+				hashes[h] = p + ".sha256"
+			}
+		}
+		v.globs(p+".models", k.Models)
+	}
+}
+
+func validSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"switchyard/internal/jsonscan"
+)
+
+// Code is the small fixed set of error kinds. A Code is the OpenAI error
+// "type" (or "code") written to the client and the "reason" label of the
+// error metrics.
+type Code string
+
+// The error codes of the gateway.
+const (
+	CodeInvalidRequest  Code = "invalid_request_error"
+	CodeAuthentication  Code = "authentication_error"
+	CodePermission      Code = "permission_error"
+	CodeNotFound        Code = "model_not_found"
+	CodeBodyTooLarge    Code = "request_too_large"
+	CodeRateLimited     Code = "rate_limit_exceeded"
+	CodeUpstream        Code = "upstream_error"
+	CodeUnavailable     Code = "service_unavailable"
+	CodeUpstreamTimeout Code = "upstream_timeout"
+	CodeInternal        Code = "internal_error"
+)
+
+// Error is a failure that ends an exchange with an HTTP status and an
+// OpenAI-style error body. Stages return it unchanged up the chain.
+type Error struct {
+	Status     int
+	Code       Code
+	Param      string // the request field at fault, if any
+	Message    string
+	RetryAfter int // seconds; sent as retry-after on 429 and 503 when > 0
+	Err        error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error.
+func Errorf(status int, code Code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// asError turns any error into an *Error (500 for unknown ones).
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Status: fasthttp.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
+}
+
+// errorType maps a code to OpenAI's "type" values as the SDKs see them.
+func errorType(c Code) string {
+	switch c {
+	case CodeInvalidRequest, CodeNotFound, CodeBodyTooLarge:
+		return "invalid_request_error"
+	case CodeAuthentication:
+		return "authentication_error"
+	case CodePermission:
+		return "permission_error"
+	case CodeRateLimited:
+		return "rate_limit_error"
+	default:
+		return "api_error"
+	}
+}
+
+// appendErrorBody appends {"error":{"message","type","param","code"}}.
+func appendErrorBody(dst []byte, e *Error) []byte {
+	dst = append(dst, `{"error":{"message":`...)
+	msg := e.Message
+	if e.Err != nil && e.Status >= 500 {
+		msg = e.Message + ": " + e.Err.Error()
+	}
+	dst = jsonscan.AppendString(dst, msg)
+	dst = append(dst, `,"type":`...)
+	dst = jsonscan.AppendString(dst, errorType(e.Code))
+	dst = append(dst, `,"param":`...)
+	if e.Param == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = jsonscan.AppendString(dst, e.Param)
+	}
+	dst = append(dst, `,"code":`...)
+	dst = jsonscan.AppendString(dst, string(e.Code))
+	return append(dst, "}}"...)
+}
+
+// writeError writes e as the response of ctx.
+func writeError(ctx *fasthttp.RequestCtx, e *Error) {
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(e.Status)
+	ctx.SetContentType("application/json")
+	if e.RetryAfter > 0 && (e.Status == fasthttp.StatusTooManyRequests || e.Status == fasthttp.StatusServiceUnavailable) {
+		ctx.Response.Header.Set("retry-after", strconv.Itoa(e.RetryAfter))
+	}
+	ctx.SetBody(appendErrorBody(nil, e))
+}

@@ -1,0 +1,287 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"switchyard/backends"
+	"switchyard/backends/sim"
+	"switchyard/gateway/config"
+	"switchyard/internal/jsonscan"
+	"switchyard/router"
+)
+
+// Generation is one loaded configuration with everything built from it: the
+// router, the compiled chains, the upstream clients, the embedded
+// simulators. It is immutable once built and shared by all requests that
+// started under it; it is closed when it has been replaced and its last
+// request has finished.
+type Generation struct {
+	Config *config.Config
+	Router *router.Router
+	ID     uint64
+	Built  time.Time
+
+	chains   []Handler           // by route index
+	clients  []*backends.Client  // by upstream index
+	keys     map[[32]byte]*Principal
+	pools    map[string]*router.Pool
+	sims     []*sim.Server
+	health   *backends.HealthChecker
+	closers  []Closer
+	models   []byte // GET /v1/models body
+	poolName []string
+
+	inflight atomic.Int64
+	retired  atomic.Bool
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+var genIDs atomic.Uint64
+
+// BuildOptions are the process-level inputs of a generation.
+type BuildOptions struct {
+	Registry *Registry
+	Log      *slog.Logger
+	Metrics  *Metrics
+	// StartSims starts the embedded simulators (kind sim). Validation runs
+	// with it false: configs are checked without listening.
+	StartSims bool
+}
+
+// Build turns a validated config into a generation. Every error names its
+// YAML location. On error nothing is left running.
+func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
+	g = &Generation{Config: cfg, ID: genIDs.Add(1), Built: time.Now(), done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			g.Close()
+			g = nil
+		}
+	}()
+	file := cfg.File
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+
+	spec := router.Spec{}
+	for _, b := range cfg.Backends {
+		spec.Upstreams = append(spec.Upstreams, router.UpstreamSpec{
+			Name:             b.Name,
+			MaxConcurrency:   b.MaxConcurrency,
+			FailureThreshold: b.Health.FailureThreshold,
+			Cooldown:         b.Health.Cooldown.D(),
+		})
+	}
+	for _, m := range cfg.Models {
+		ps := router.PoolSpec{Name: m.Name, Strategy: m.Strategy, Fallbacks: m.Fallbacks,
+			Retry: router.RetrySpec{Attempts: m.Retry.Attempts, Budget: m.Retry.Budget, MinPerSecond: m.Retry.MinPerSecond}}
+		for _, t := range m.Targets {
+			ps.Targets = append(ps.Targets, router.TargetSpec{Upstream: t.Backend, Model: t.Model, Weight: t.Weight})
+		}
+		spec.Pools = append(spec.Pools, ps)
+	}
+	for _, r := range cfg.Routes {
+		spec.Routes = append(spec.Routes, router.RouteSpec{
+			Name: r.Name, Models: r.Match.Model, Headers: r.Match.Header, Keys: r.Match.Key,
+			Tenants: r.Match.Tenant, Metadata: r.Match.Metadata,
+			MinPromptBytes: r.Match.MinPromptBytes, MaxPromptBytes: r.Match.MaxPromptBytes, Pool: r.To,
+		})
+	}
+	if g.Router, err = router.New(spec); err != nil {
+		return nil, fmt.Errorf("%s: building the router: %w", file, err)
+	}
+	g.pools = map[string]*router.Pool{}
+	for _, p := range g.Router.Pools() {
+		g.pools[p.Name] = p
+		g.poolName = append(g.poolName, p.Name)
+	}
+
+	// Upstream clients, embedded simulators first.
+	var checks []backends.Check
+	for i, b := range cfg.Backends {
+		url := b.URL
+		if b.Kind == "sim" {
+			if url, err = g.startSim(b, o.StartSims); err != nil {
+				return nil, fmt.Errorf("%s:%d: backends[%d] (%s): %w", file, b.Line, i, b.Name, err)
+			}
+		}
+		c, err := backends.New(backends.Options{
+			Name: b.Name, URL: url, APIKey: b.APIKey.Value(), MaxConns: b.MaxConns,
+			ConnectTimeout: b.Timeouts.Connect.D(), FirstByte: b.Timeouts.FirstByte.D(),
+			Idle: b.Timeouts.Idle.D(), Total: b.Timeouts.Total.D(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: backends[%d]: %w", file, b.Line, i, err)
+		}
+		g.clients = append(g.clients, c)
+		if a := b.Health.Active; a != nil {
+			checks = append(checks, backends.Check{Client: c, Upstream: g.Router.Upstreams()[i], Path: a.Path, Interval: a.Interval.D(), Timeout: a.Timeout.D()})
+		}
+	}
+
+	// API keys.
+	if len(cfg.Keys) > 0 {
+		g.keys = map[[32]byte]*Principal{}
+		for i, k := range cfg.Keys {
+			var sum [32]byte
+			if _, err := hex.Decode(sum[:], []byte(strings.ToLower(k.SHA256))); err != nil {
+				return nil, fmt.Errorf("%s:%d: keys[%d].sha256: %w", file, k.Line, i, err)
+			}
+			p := &Principal{KeyID: k.ID, Tenant: k.Tenant}
+			for _, m := range k.Models {
+				gl, err := router.CompileGlob(m)
+				if err != nil {
+					return nil, fmt.Errorf("%s:%d: keys[%d].models: %w", file, k.Line, i, err)
+				}
+				p.models = append(p.models, gl)
+			}
+			g.keys[sum] = p
+		}
+	}
+
+	// Chains, once per generation.
+	terminal := &proxy{gen: g, metrics: o.Metrics}
+	for ri, r := range cfg.Routes {
+		var stages []Stage
+		for _, ref := range r.Chain {
+			st, err := o.Registry.build(file, ref, &Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path})
+			if err != nil {
+				return nil, err
+			}
+			stages = append(stages, st)
+			if c, ok := st.(Closer); ok {
+				g.closers = append(g.closers, c)
+			}
+		}
+		_ = ri
+		g.chains = append(g.chains, compileChain(stages, terminal))
+	}
+	g.models = appendModelList(nil, g.poolName, nil, g.Built.Unix())
+	if o.StartSims {
+		g.health = backends.StartHealthChecks(log, checks)
+	}
+	return g, nil
+}
+
+// startSim starts the embedded simulator of a sim backend on a loopback
+// port and returns its URL. With start false it only checks the options.
+func (g *Generation) startSim(b config.Backend, start bool) (string, error) {
+	opts, err := sim.OptionsFromMap(b.Sim)
+	if err != nil {
+		return "", fmt.Errorf("sim options: %w", err)
+	}
+	if !start {
+		return "http://127.0.0.1:1", nil
+	}
+	s, err := sim.New(opts)
+	if err != nil {
+		return "", fmt.Errorf("starting the simulator: %w", err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		_ = s.Close()
+		return "", fmt.Errorf("listening for the simulator: %w", err)
+	}
+	g.sims = append(g.sims, s)
+	go func() { _ = s.Serve(ln) }() // owned by the generation: Close stops it
+	return "http://" + ln.Addr().String(), nil
+}
+
+// acquire counts a request in; release counts it out and closes a retired
+// generation after its last request.
+func (g *Generation) acquire() { g.inflight.Add(1) }
+
+func (g *Generation) release() {
+	if g.inflight.Add(-1) == 0 && g.retired.Load() {
+		g.doneOnce.Do(func() { close(g.done) })
+	}
+}
+
+// retire marks the generation replaced; Done closes when it has no request left.
+func (g *Generation) retire() {
+	g.retired.Store(true)
+	if g.inflight.Load() == 0 {
+		g.doneOnce.Do(func() { close(g.done) })
+	}
+}
+
+// close stops what the generation owns.
+func (g *Generation) Close() {
+	g.health.Close()
+	var errs []error
+	for _, c := range g.closers {
+		errs = append(errs, c.Close())
+	}
+	for _, s := range g.sims {
+		errs = append(errs, s.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		slog.Warn("closing a retired config generation", "generation", g.ID, "error", err)
+	}
+}
+
+// pool returns the pool for a route: the route's own, or the one named like
+// the requested model.
+func (g *Generation) pool(r *router.Route, model []byte) *router.Pool {
+	if r.Pool != nil {
+		return r.Pool
+	}
+	return g.Router.Pool(model)
+}
+
+// appendModelList renders GET /v1/models for the given pool names, keeping
+// only those allowed by p when p restricts models.
+func appendModelList(dst []byte, names []string, p *Principal, created int64) []byte {
+	dst = append(dst, `{"object":"list","data":[`...)
+	first := true
+	for _, n := range names {
+		if p != nil && !p.allows([]byte(n)) {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, `{"id":`...)
+		dst = jsonscan.AppendString(dst, n)
+		dst = append(dst, `,"object":"model","created":`...)
+		dst = strconv.AppendInt(dst, created, 10)
+		dst = append(dst, `,"owned_by":"switchyard"}`...)
+	}
+	return append(dst, "]}"...)
+}
+
+// allows reports whether the principal may use model.
+func (p *Principal) allows(model []byte) bool {
+	if len(p.models) == 0 {
+		return true
+	}
+	for _, g := range p.models {
+		if g.Match(model) {
+			return true
+		}
+	}
+	return false
+}
+
+// HashKey returns the hex sha256 of an API key, as written under keys[].sha256.
+func HashKey(key string) string {
+	s := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(s[:])
+}
+
+var _ = fasthttp.StatusOK

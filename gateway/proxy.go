@@ -1,0 +1,317 @@
+package gateway
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"switchyard/backends"
+	"switchyard/internal/jsonscan"
+	"switchyard/internal/sse"
+	"switchyard/router"
+)
+
+// proxy is the terminal handler of every chain: it picks a target in the
+// exchange's pool, sends the request upstream, retries and falls back before
+// the first byte reaches the client, and leaves a buffered response or an
+// open stream on the exchange.
+type proxy struct {
+	gen     *Generation
+	metrics *Metrics
+}
+
+// maxStreamEvent bounds one SSE event from an upstream.
+const maxStreamEvent = 4 << 20
+
+func (p *proxy) Handle(x *Exchange) error {
+	if x.Status != 0 {
+		return nil // a stage already answered
+	}
+	var last *Error
+	pool := x.Pool
+	fallbackDepth := 0
+	for pool != nil {
+		now := time.Now()
+		pool.Retry.Request(now)
+		var avoid *router.Target
+		for try := 0; try < pool.Attempts; try++ {
+			if try > 0 {
+				if !pool.Retry.AllowRetry(time.Now()) {
+					break
+				}
+				p.metrics.retry(pool)
+			}
+			t := pool.Pick(avoid)
+			if t == nil {
+				if last == nil {
+					last = &Error{Status: fasthttp.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1,
+						Message: "no healthy backend with spare capacity for model " + pool.Name}
+				}
+				break
+			}
+			// Pick holds a concurrency slot on t's upstream for this attempt.
+			err := p.attempt(x, t)
+			t.Upstream.Release()
+			if err == nil {
+				t.Upstream.ReportSuccess()
+				return nil
+			}
+			if !err.retry {
+				t.Upstream.ReportSuccess() // the upstream answered; the fault is the request's
+				return err.e
+			}
+			t.Upstream.ReportFailure(time.Now())
+			last = err.e
+			avoid = t
+		}
+		// Fall back to the next pool, in order, before anything reached the client.
+		next := nextFallback(x.Pool, fallbackDepth)
+		fallbackDepth++
+		if next != nil {
+			p.metrics.fallback(pool, next)
+		}
+		pool = next
+	}
+	if last == nil {
+		last = &Error{Status: fasthttp.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1, Message: "no backend available"}
+	}
+	return last
+}
+
+// nextFallback walks the requested pool's ordered fallbacks.
+func nextFallback(p *router.Pool, i int) *router.Pool {
+	if i < len(p.Fallbacks) {
+		return p.Fallbacks[i]
+	}
+	return nil
+}
+
+type attemptError struct {
+	e     *Error
+	retry bool
+}
+
+// attempt sends one try to target t. A nil result means the exchange holds a
+// response (buffered, or a stream ready to relay).
+func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
+	c := p.gen.clients[t.Upstream.Index]
+	x.target = t
+	if x.upReq == nil {
+		x.upReq = fasthttp.AcquireRequest()
+	}
+	req := x.upReq
+	req.Reset()
+	c.PrepareRequest(req, fasthttp.MethodPost, x.Op.Path())
+	p.copyHeaders(x, req)
+	// The body goes upstream untouched but for the model name.
+	if t.Model != "" && string(x.Fields.Model) != t.Model {
+		x.Scratch = jsonscan.AppendString(x.Scratch[:0], t.Model)
+		x.upBody = jsonscan.Set(x.upBody[:0], x.Body, "model", x.Scratch)
+		req.SetBodyRaw(x.upBody)
+	} else {
+		req.SetBodyRaw(x.Body)
+	}
+	if x.upResp == nil {
+		x.upResp = fasthttp.AcquireResponse()
+	}
+	resp := x.upResp
+	x.tries++
+	start := time.Now()
+	deadline, _ := x.Ctx.Deadline()
+	var err error
+	if x.Fields.Stream {
+		x.stream, err = c.DoStream(req, resp, deadline)
+	} else {
+		err = c.Do(req, resp, deadline)
+	}
+	x.upDur += time.Since(start)
+	x.upStart = start
+	if err != nil {
+		return p.transportError(x, c, err)
+	}
+	x.Backend = c.Name()
+	sc := resp.StatusCode()
+	if sc == fasthttp.StatusTooManyRequests || sc >= 500 {
+		e := upstreamStatusError(c.Name(), resp, x.Fields.Stream)
+		if x.Fields.Stream {
+			_ = resp.CloseBodyStream()
+		}
+		p.metrics.upstreamResult(x, sc)
+		return &attemptError{e: e, retry: true}
+	}
+	p.metrics.upstreamResult(x, sc)
+	x.Status = sc
+	x.ContentType = append(x.ContentType[:0], resp.Header.ContentType()...)
+	if x.Fields.Stream && sc == fasthttp.StatusOK {
+		x.Streaming = true
+		return nil
+	}
+	if x.Fields.Stream {
+		// An error answer to a stream request: read it whole (bounded).
+		b, rerr := readAllLimited(resp.BodyStream(), 1<<20)
+		_ = resp.CloseBodyStream()
+		if rerr != nil {
+			return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "reading the error answer of backend " + c.Name(), Err: rerr}, retry: true}
+		}
+		x.RespBody = append(x.RespBody[:0], b...)
+		return nil
+	}
+	x.RespBody = append(x.RespBody[:0], resp.Body()...)
+	if pt, ct, ok := sse.ScanUsage(x.RespBody); ok {
+		x.PromptTokens, x.CompletionTokens = pt, ct
+	}
+	return nil
+}
+
+func (p *proxy) transportError(x *Exchange, c *backends.Client, err error) *attemptError {
+	p.metrics.upstreamResult(x, 0)
+	switch {
+	case errors.Is(err, backends.ErrFirstByteTimeout):
+		return &attemptError{e: &Error{Status: fasthttp.StatusGatewayTimeout, Code: CodeUpstreamTimeout, Message: "backend " + c.Name() + " did not answer in time", Err: err}, retry: true}
+	default:
+		return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "calling backend " + c.Name(), Err: err}, retry: true}
+	}
+}
+
+// upstreamStatusError maps a 429 or 5xx answer of an upstream to the error
+// the client gets if no retry or fallback succeeds.
+func upstreamStatusError(name string, resp *fasthttp.Response, stream bool) *Error {
+	sc := resp.StatusCode()
+	var msg []byte
+	if !stream {
+		msg = resp.Body()
+	}
+	e := &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "backend " + name + " answered " + fasthttp.StatusMessage(sc)}
+	switch sc {
+	case fasthttp.StatusTooManyRequests:
+		e.Status, e.Code = sc, CodeRateLimited
+		e.Message = "backend " + name + " is rate limiting requests"
+	case fasthttp.StatusServiceUnavailable:
+		e.Status, e.Code = sc, CodeUnavailable
+	case fasthttp.StatusGatewayTimeout:
+		e.Status, e.Code = sc, CodeUpstreamTimeout
+	}
+	if ra := resp.Header.Peek("retry-after"); len(ra) > 0 {
+		n, err := fasthttp.ParseUint(ra)
+		if err == nil {
+			e.RetryAfter = n
+		}
+	}
+	if e.RetryAfter == 0 && (e.Status == fasthttp.StatusTooManyRequests || e.Status == fasthttp.StatusServiceUnavailable) {
+		e.RetryAfter = 1
+	}
+	if len(msg) > 0 && len(msg) < 512 {
+		e.Err = errors.New(string(msg))
+	}
+	return e
+}
+
+// hopHeaders are not forwarded upstream: connection-level headers, the
+// client's gateway credentials, and encodings the gateway already undid.
+var hopHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
+	"Transfer-Encoding": true, "Upgrade": true, "Authorization": true, "Host": true,
+	"Content-Length": true, "Content-Encoding": true, "Accept-Encoding": true,
+	"Proxy-Authorization": true, "X-Api-Key": true,
+}
+
+func (p *proxy) copyHeaders(x *Exchange, req *fasthttp.Request) {
+	if h := x.reqHeader; h != nil {
+		for k, v := range h.All() {
+			if hopHeaders[string(k)] {
+				continue
+			}
+			req.Header.AddBytesKV(k, v)
+		}
+	}
+	req.Header.SetContentType("application/json")
+	req.Header.SetBytesV("X-Request-Id", x.RequestID)
+	for _, k := range x.UpstreamRemoveHeaders {
+		req.Header.Del(k)
+	}
+	for _, h := range x.UpstreamHeaders {
+		req.Header.Set(h.Key, h.Value)
+	}
+}
+
+func readAllLimited(r io.Reader, limit int64) ([]byte, error) {
+	if r == nil {
+		return nil, nil
+	}
+	return io.ReadAll(io.LimitReader(r, limit))
+}
+
+// writeStream relays the upstream stream to the client, event by event with
+// a flush per event. It runs after the handler returned (fasthttp's stream
+// writer) and owns the exchange until it returns: it releases it.
+func (x *Exchange) writeStream(w *bufio.Writer) {
+	srv := x.srv
+	m := srv.metrics
+	defer srv.finish(x)
+	body := x.upResp.BodyStream()
+	r := sse.NewReader(body, maxStreamEvent)
+	first := true
+	var last time.Time
+	for {
+		data, raw, err := r.Next()
+		if err != nil {
+			if err != io.EOF {
+				// The upstream died mid-stream: tell the client, then close.
+				msg := "the upstream stream from backend " + x.Backend + " ended abnormally: " + err.Error()
+				x.Scratch = sse.AppendErrorEvent(x.Scratch[:0], msg, "api_error", string(CodeUpstream))
+				_, _ = w.Write(x.Scratch)
+				_ = w.Flush()
+				m.streamError(x)
+			}
+			break
+		}
+		now := time.Now()
+		x.stream.Extend(now)
+		if first {
+			m.ttft(x, now.Sub(x.Start))
+			first = false
+		} else if len(data) > 0 {
+			m.itl(x, now.Sub(last))
+		}
+		last = now
+		if pt, ct, ok := sse.ScanUsage(data); ok {
+			x.PromptTokens, x.CompletionTokens = pt, ct
+		}
+		out := raw
+		if len(x.observers) > 0 && len(data) > 0 && !sse.IsDone(data) {
+			d := data
+			for _, o := range x.observers {
+				d, err = o.OnEvent(x, d)
+				if err != nil || d == nil {
+					break
+				}
+			}
+			if err != nil {
+				e := asError(err)
+				x.tmp = sse.AppendErrorEvent(x.tmp[:0], e.Message, errorType(e.Code), string(e.Code))
+				_, _ = w.Write(x.tmp)
+				_ = w.Flush()
+				break
+			}
+			if d == nil {
+				continue
+			}
+			x.tmp = sse.AppendEvent(x.tmp[:0], d)
+			out = x.tmp
+		}
+		if _, err := w.Write(out); err != nil {
+			m.clientGone(x)
+			break
+		}
+		if err := w.Flush(); err != nil {
+			m.clientGone(x)
+			break
+		}
+	}
+	// Closing before the end drops the upstream connection: that is what
+	// cancels the generation (and its cost) when the client went away.
+	_ = x.upResp.CloseBodyStream()
+}

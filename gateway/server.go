@@ -1,0 +1,508 @@
+// Package gateway is Switchyard's hot path: the fasthttp server with the
+// OpenAI-compatible endpoints, the pooled per-request Exchange, the stage
+// chains compiled once per config generation, the proxying of requests and
+// streams to upstream model servers, errors as OpenAI error bodies, metrics,
+// the admin API, and the atomic swap of config generations on reload.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"switchyard/gateway/config"
+	"switchyard/internal/jsonscan"
+	"switchyard/router"
+)
+
+// Options are the process-level settings of a Server.
+type Options struct {
+	ConfigPath  string
+	Listen      string // overrides the config's listen when set
+	AdminListen string // overrides the config's admin.listen when set
+	Registry    *Registry
+	Log         *slog.Logger
+}
+
+// Server is a running gateway. Its configuration lives in the current
+// Generation, swapped atomically on reload.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	metrics  *Metrics
+	gen      atomic.Pointer[Generation]
+	srv      *fasthttp.Server
+	admin    *fasthttp.Server
+	reloadMu sync.Mutex
+
+	ctx    context.Context // cancelled by Shutdown; owns the watcher and retirers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	idPrefix [8]byte
+	idSeq    atomic.Uint64
+	maxBody  int
+}
+
+// New loads the config at o.ConfigPath and builds the first generation,
+// starting embedded simulators and health checks. It does not listen yet.
+func New(o Options) (*Server, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = NewRegistry()
+	}
+	cfg, err := config.Load(o.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: o, log: o.Log, metrics: newMetrics()}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	hex.Encode(s.idPrefix[:], rnd[:])
+	g, err := Build(cfg, BuildOptions{Registry: o.Registry, Log: o.Log, Metrics: s.metrics, StartSims: true})
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	s.gen.Store(g)
+	s.metrics.reloaded(true, g)
+	s.metrics.watchGeneration(s)
+	s.maxBody = int(cfg.Server.MaxBodySize)
+	s.srv = &fasthttp.Server{
+		Handler:                       s.Handler,
+		Name:                          "switchyard",
+		ReadTimeout:                   cfg.Server.ReadTimeout.D(),
+		WriteTimeout:                  cfg.Server.WriteTimeout.D(),
+		IdleTimeout:                   cfg.Server.IdleTimeout.D(),
+		MaxRequestBodySize:            s.maxBody,
+		Concurrency:                   cfg.Server.MaxConns,
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 false,
+		DisableHeaderNamesNormalizing: false,
+		CloseOnShutdown:               true,
+		ErrorHandler:                  s.fasthttpError,
+		Logger:                        fasthttpLogger{s.log},
+	}
+	if cfg.Server.WatchInterval.D() > 0 {
+		s.wg.Add(1)
+		go s.watch(cfg.Server.WatchInterval.D())
+	}
+	return s, nil
+}
+
+// Current returns the generation now serving.
+func (s *Server) Current() *Generation { return s.gen.Load() }
+
+// ListenAddr is the address the gateway listens on: the flag, else the config.
+func (s *Server) ListenAddr() string {
+	if s.opts.Listen != "" {
+		return s.opts.Listen
+	}
+	return s.gen.Load().Config.Listen
+}
+
+// AdminAddr is the admin listener's address, "" when the admin API is off.
+func (s *Server) AdminAddr() string {
+	if s.opts.AdminListen != "" {
+		return s.opts.AdminListen
+	}
+	return s.gen.Load().Config.Admin.Listen
+}
+
+// Serve serves the OpenAI API on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// ServeAdmin serves the admin API on ln until Shutdown.
+func (s *Server) ServeAdmin(ln net.Listener) error {
+	s.admin = &fasthttp.Server{Handler: s.adminHandler, Name: "switchyard-admin", NoDefaultServerHeader: true,
+		ReadTimeout: 10 * time.Second, CloseOnShutdown: true, Logger: fasthttpLogger{s.log}}
+	return s.admin.Serve(ln)
+}
+
+// Shutdown stops accepting connections, lets requests and streams in flight
+// finish until ctx ends, then stops everything the server owns.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.admin != nil {
+		errs = append(errs, s.admin.ShutdownWithContext(ctx))
+	}
+	errs = append(errs, s.srv.ShutdownWithContext(ctx))
+	s.cancel()
+	s.wg.Wait()
+	if g := s.gen.Load(); g != nil {
+		g.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Reload loads the config file again and swaps the new generation in. A bad
+// file leaves the current generation serving. Unchanged bytes skip the swap.
+func (s *Server) Reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	old := s.gen.Load()
+	raw, err := os.ReadFile(s.opts.ConfigPath)
+	if err == nil && bytes.Equal(raw, old.Config.Raw) {
+		return nil
+	}
+	cfg, err := config.Load(s.opts.ConfigPath)
+	if err != nil {
+		s.metrics.reloaded(false, nil)
+		s.log.Error("config reload rejected; the previous config keeps serving", "file", s.opts.ConfigPath, "error", err)
+		return err
+	}
+	g, err := Build(cfg, BuildOptions{Registry: s.opts.Registry, Log: s.log, Metrics: s.metrics, StartSims: true})
+	if err != nil {
+		s.metrics.reloaded(false, nil)
+		s.log.Error("config reload rejected; the previous config keeps serving", "file", s.opts.ConfigPath, "error", err)
+		return err
+	}
+	if cfg.Listen != old.Config.Listen || cfg.Admin.Listen != old.Config.Admin.Listen || !reflect.DeepEqual(cfg.Server, old.Config.Server) {
+		s.log.Warn("listen, admin.listen and server settings change only on restart", "file", s.opts.ConfigPath)
+	}
+	g.Router.InheritHealth(old.Router) // ejected backends stay out of rotation
+	s.gen.Store(g)
+	s.metrics.reloaded(true, g)
+	s.log.Info("config reloaded", "file", s.opts.ConfigPath, "generation", g.ID)
+	s.retire(old)
+	return nil
+}
+
+// retire closes old once its last request is done (or the drain timeout passes).
+func (s *Server) retire(old *Generation) {
+	old.retire()
+	drain := old.Config.Server.DrainTimeout.D()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTimer(drain)
+		defer t.Stop()
+		select {
+		case <-old.done:
+		case <-t.C:
+			s.log.Warn("closing a retired config generation with requests still in flight", "generation", old.ID, "inflight", old.inflight.Load())
+		case <-s.ctx.Done():
+			// Shutdown: the server's own drain decides; wait for the requests.
+			select {
+			case <-old.done:
+			case <-t.C:
+			}
+		}
+		old.Close()
+	}()
+}
+
+// watch polls the config file and reloads it when its bytes change.
+func (s *Server) watch(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastSum [32]byte
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		raw, err := os.ReadFile(s.opts.ConfigPath)
+		if err != nil {
+			continue
+		}
+		sum := sha256.Sum256(raw)
+		if sum == lastSum {
+			continue
+		}
+		lastSum = sum
+		_ = s.Reload()
+	}
+}
+
+// Handler is the fasthttp handler of the OpenAI-compatible API.
+func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/v1/chat/completions":
+		s.serveInference(ctx, OpChat)
+	case "/v1/completions":
+		s.serveInference(ctx, OpCompletions)
+	case "/v1/embeddings":
+		s.serveInference(ctx, OpEmbeddings)
+	case "/v1/models":
+		s.serveModels(ctx)
+	case "/healthz":
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"ok"}`)
+	case "/readyz":
+		s.serveReady(ctx)
+	case "/metrics":
+		ctx.SetContentType("text/plain; version=0.0.4")
+		s.metrics.write(ctx)
+	default:
+		writeError(ctx, &Error{Status: fasthttp.StatusNotFound, Code: CodeInvalidRequest,
+			Message: "unknown path " + string(ctx.Path())})
+	}
+}
+
+func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
+	if !ctx.IsPost() {
+		ctx.Response.Header.Set("allow", "POST")
+		writeError(ctx, &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest, Message: "method " + string(ctx.Method()) + " not allowed; use POST"})
+		return
+	}
+	gen := s.gen.Load()
+	gen.acquire()
+	x := acquireExchange()
+	x.srv, x.gen, x.Op, x.Start = s, gen, op, time.Now()
+	x.Ctx, x.cancel = context.WithCancel(s.ctx)
+	x.reqHeader = &ctx.Request.Header
+	s.setRequestID(ctx, x)
+
+	if err := s.prepare(ctx, x, gen); err == nil {
+		err = gen.chains[x.Route.Index].Handle(x)
+		if err != nil {
+			s.fail(ctx, x, err)
+		} else {
+			s.respond(ctx, x)
+			return
+		}
+	} else {
+		s.fail(ctx, x, err)
+	}
+	s.finish(x)
+}
+
+// prepare copies and scans the body, authenticates, and routes.
+func (s *Server) prepare(ctx *fasthttp.RequestCtx, x *Exchange, gen *Generation) error {
+	body := ctx.Request.Body()
+	if len(ctx.Request.Header.ContentEncoding()) > 0 {
+		b, err := ctx.Request.BodyUncompressedWithLimit(s.maxBody)
+		if err != nil {
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				return &Error{Status: fasthttp.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "request body exceeds " + strconv.Itoa(s.maxBody) + " bytes once decompressed"}
+			}
+			return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Message: "decoding the " + string(ctx.Request.Header.ContentEncoding()) + " request body", Err: err}
+		}
+		body = b
+	}
+	if max := int(gen.Config.Server.MaxBodySize); max > 0 && len(body) > max {
+		return &Error{Status: fasthttp.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "request body exceeds " + strconv.Itoa(max) + " bytes"}
+	}
+	x.Body = append(x.Body[:0], body...)
+	if err := jsonscan.Scan(x.Body, &x.Fields); err != nil {
+		return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Message: "invalid JSON body: " + err.Error()}
+	}
+	if !x.Fields.HasModel || len(x.Fields.Model) == 0 {
+		return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Param: "model", Message: "you must provide a model parameter"}
+	}
+	x.RequestModel = append(x.RequestModel[:0], x.Fields.Model...)
+	if err := s.authenticate(ctx, x, gen); err != nil {
+		return err
+	}
+	x.meta.Raw = x.Fields.Metadata
+	x.rreq = router.Request{Model: x.RequestModel, Header: &ctx.Request.Header, Metadata: &x.meta, PromptBytes: len(x.Body)}
+	if p := x.Principal; p != nil {
+		x.rreq.KeyID, x.rreq.Tenant = p.KeyID, p.Tenant
+	}
+	x.Route = gen.Router.Match(&x.rreq)
+	if x.Route == nil {
+		return &Error{Status: fasthttp.StatusNotFound, Code: CodeNotFound, Param: "model", Message: "no route matches model " + strconv.Quote(string(x.RequestModel))}
+	}
+	x.Pool = gen.pool(x.Route, x.RequestModel)
+	if x.Pool == nil {
+		return &Error{Status: fasthttp.StatusNotFound, Code: CodeNotFound, Param: "model", Message: "the model " + strconv.Quote(string(x.RequestModel)) + " does not exist"}
+	}
+	if p := x.Principal; p != nil && !p.allows(x.RequestModel) {
+		return &Error{Status: fasthttp.StatusForbidden, Code: CodePermission, Param: "model", Message: "this API key may not use model " + strconv.Quote(string(x.RequestModel))}
+	}
+	return nil
+}
+
+// authenticate resolves the bearer key into a principal when keys are set.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *Exchange, gen *Generation) error {
+	if gen.keys == nil {
+		return nil
+	}
+	p, err := gen.principal(ctx)
+	if err != nil {
+		return err
+	}
+	x.Principal = p
+	return nil
+}
+
+func (g *Generation) principal(ctx *fasthttp.RequestCtx) (*Principal, error) {
+	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	var key []byte
+	if len(auth) > 7 && bytes.EqualFold(auth[:7], []byte("bearer ")) {
+		key = bytes.TrimSpace(auth[7:])
+	} else if k := ctx.Request.Header.Peek("api-key"); len(k) > 0 {
+		key = k
+	}
+	if len(key) == 0 {
+		return nil, &Error{Status: fasthttp.StatusUnauthorized, Code: CodeAuthentication, Message: "missing API key: send it as 'Authorization: Bearer <key>'"}
+	}
+	p := g.keys[sha256.Sum256(key)]
+	if p == nil {
+		return nil, &Error{Status: fasthttp.StatusUnauthorized, Code: CodeAuthentication, Message: "incorrect API key provided"}
+	}
+	return p, nil
+}
+
+// setRequestID takes a sane client x-request-id or makes one, and returns it.
+func (s *Server) setRequestID(ctx *fasthttp.RequestCtx, x *Exchange) {
+	id := ctx.Request.Header.Peek("X-Request-Id")
+	if len(id) > 0 && len(id) <= 128 && printable(id) {
+		x.RequestID = append(x.RequestID[:0], id...)
+	} else {
+		x.RequestID = append(x.RequestID[:0], s.idPrefix[:]...)
+		x.RequestID = append(x.RequestID, '-')
+		x.RequestID = strconv.AppendUint(x.RequestID, s.idSeq.Add(1), 36)
+	}
+	ctx.Response.Header.SetBytesV("X-Request-Id", x.RequestID)
+}
+
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// respond writes the exchange's response: buffered, or a stream whose writer
+// then owns the exchange.
+func (s *Server) respond(ctx *fasthttp.RequestCtx, x *Exchange) {
+	h := &ctx.Response.Header
+	if x.Backend != "" {
+		h.Set("X-Switchyard-Backend", x.Backend)
+	}
+	h.Set("X-Switchyard-Route", x.Route.Name)
+	for _, k := range x.ResponseRemoveHeaders {
+		h.Del(k)
+	}
+	for _, hd := range x.ResponseHeaders {
+		h.Set(hd.Key, hd.Value)
+	}
+	if x.Streaming {
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		h.SetContentType("text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		s.metrics.overhead(x, time.Since(x.Start))
+		x.reqHeader = nil // the client's request is not ours after the handler
+		ctx.SetBodyStreamWriter(x.writeFn)
+		return
+	}
+	ctx.SetStatusCode(x.Status)
+	if len(x.ContentType) > 0 {
+		h.SetContentTypeBytes(x.ContentType)
+	} else {
+		h.SetContentType("application/json")
+	}
+	s.writeBody(ctx, x)
+	s.finish(x)
+}
+
+// fail writes err as an OpenAI error body.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, x *Exchange, err error) {
+	e := asError(err)
+	x.Status = e.Status
+	if e.Status >= 500 {
+		s.log.Warn("request failed", "request_id", string(x.RequestID), "status", e.Status, "error", e.Error())
+	}
+	writeError(ctx, e)
+}
+
+// finish records the exchange's outcome and releases it.
+func (s *Server) finish(x *Exchange) {
+	s.metrics.request(x)
+	if x.gen.Config.Log.Requests {
+		s.log.Info("request", "request_id", string(x.RequestID), "op", x.Op.String(), "model", string(x.RequestModel),
+			"route", routeName(x.Route), "backend", x.Backend, "status", x.Status, "stream", x.Fields.Stream,
+			"duration_ms", float64(time.Since(x.Start).Microseconds())/1000, "prompt_tokens", x.PromptTokens, "completion_tokens", x.CompletionTokens)
+	}
+	gen := x.gen
+	releaseExchange(x)
+	gen.release()
+}
+
+func routeName(r *router.Route) string {
+	if r == nil {
+		return ""
+	}
+	return r.Name
+}
+
+func (s *Server) serveModels(ctx *fasthttp.RequestCtx) {
+	gen := s.gen.Load()
+	ctx.SetContentType("application/json")
+	if gen.keys == nil {
+		ctx.SetBody(gen.models)
+		return
+	}
+	p, err := gen.principal(ctx)
+	if err != nil {
+		writeError(ctx, asError(err))
+		return
+	}
+	ctx.SetBody(appendModelList(nil, gen.poolName, p, gen.Built.Unix()))
+}
+
+func (s *Server) serveReady(ctx *fasthttp.RequestCtx) {
+	gen := s.gen.Load()
+	now := time.Now()
+	ctx.SetContentType("application/json")
+	for _, p := range gen.Router.Pools() {
+		if !p.Healthy(now) {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString(fmt.Sprintf(`{"status":"unavailable","model":%q}`, p.Name))
+			return
+		}
+	}
+	ctx.SetBodyString(`{"status":"ready"}`)
+}
+
+// fasthttpError renders fasthttp's own errors (oversized body, bad request
+// line) as OpenAI error bodies.
+func (s *Server) fasthttpError(ctx *fasthttp.RequestCtx, err error) {
+	var id []byte
+	if v := ctx.Request.Header.Peek("X-Request-Id"); len(v) > 0 && len(v) <= 128 && printable(v) {
+		id = v
+	} else {
+		id = strconv.AppendUint(append(s.idPrefix[:len(s.idPrefix):len(s.idPrefix)], '-'), s.idSeq.Add(1), 36)
+	}
+	ctx.Response.Header.SetBytesV("X-Request-Id", id)
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		writeError(ctx, &Error{Status: fasthttp.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "request body exceeds " + strconv.Itoa(s.maxBody) + " bytes"})
+		return
+	}
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() {
+		writeError(ctx, &Error{Status: fasthttp.StatusRequestTimeout, Code: CodeInvalidRequest, Message: "timed out reading the request"})
+		return
+	}
+	writeError(ctx, &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Message: "malformed HTTP request: " + err.Error()})
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
+}

@@ -1,0 +1,138 @@
+package gateway
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+
+
+	"switchyard/gateway/config"
+)
+
+// Handler continues the pipeline for one exchange.
+type Handler interface{ Handle(x *Exchange) error }
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(x *Exchange) error
+
+// Handle calls f(x).
+func (f HandlerFunc) Handle(x *Exchange) error { return f(x) }
+
+// Stage is one step of a route's chain: defaults, headers, ratelimit, cache,
+// guard, retrieval, agent, review... A Stage is built once per config
+// generation and shared by all requests, so it must be safe for concurrent
+// use, and it never keeps x, or anything borrowed from it, after Handle
+// returns. It calls next.Handle(x) to continue; to short-circuit (a cache
+// hit, a denial) it fills x's response with x.Respond and returns nil
+// without calling next. An *Error from downstream is returned unchanged.
+type Stage interface {
+	Handle(x *Exchange, next Handler) error
+}
+
+// Provisioner is implemented by stages that need set-up when their
+// generation is built: resolving dependencies, precomputing, starting owned
+// workers (which Close stops).
+type Provisioner interface{ Provision(env *Env) error }
+
+// Validator is implemented by stages whose settings need checks beyond
+// strict decoding. Validate is pure and fast.
+type Validator interface{ Validate() error }
+
+// Closer is implemented by stages that own resources; Close runs when the
+// stage's generation retires, after its last request finished.
+type Closer interface{ Close() error }
+
+// StreamObserver sees each streamed event of an exchange before the client
+// does. A stage registers one with x.ObserveStream during Handle. OnEvent
+// gets the event's data (without the "data: " framing) and returns the data
+// to forward: the same slice to pass it unchanged, another to replace it
+// (the slice must stay valid until the next call: use x.Scratch), or nil to
+// drop the event. An error ends the stream with an error event.
+type StreamObserver interface {
+	OnEvent(x *Exchange, data []byte) ([]byte, error)
+}
+
+// Env is what a stage may use while it is provisioned.
+type Env struct {
+	Log   *slog.Logger
+	Route string // the route the stage belongs to
+	Path  string // the YAML path of the stage, for error messages
+}
+
+// Factory makes a zero stage of one kind, into which the stage's YAML
+// options are strictly decoded.
+type Factory struct {
+	Kind string
+	Doc  string // one line for `switchyard validate` listings and docs
+	New  func() Stage
+}
+
+// Registry holds the stage kinds the binary knows. The binary fills it
+// explicitly at start-up; it is read-only afterwards.
+type Registry struct {
+	kinds map[string]Factory
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{kinds: map[string]Factory{}} }
+
+// Register adds a stage kind; registering a kind twice panics (a wiring bug).
+func (r *Registry) Register(f Factory) {
+	if _, dup := r.kinds[f.Kind]; dup {
+		panic("gateway: stage kind registered twice: " + f.Kind)
+	}
+	r.kinds[f.Kind] = f
+}
+
+// Kinds lists the registered kinds, sorted.
+func (r *Registry) Kinds() []string {
+	ks := make([]string, 0, len(r.kinds))
+	for k := range r.kinds {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// build decodes, provisions and validates one chain entry.
+func (r *Registry) build(file string, ref config.StageRef, env *Env) (Stage, error) {
+	f, ok := r.kinds[ref.Kind]
+	if !ok {
+		return nil, fmt.Errorf("%s:%d: %s: unknown stage kind %q (known: %v)", file, ref.Line, ref.Path, ref.Kind, r.Kinds())
+	}
+	st := f.New()
+	if ref.Options.Kind != 0 {
+		if err := config.DecodeStrict(file, ref.Path+"."+ref.Kind, &ref.Options, st); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := st.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("%s:%d: %s: %w", file, ref.Line, ref.Path, err)
+		}
+	}
+	if p, ok := st.(Provisioner); ok {
+		if err := p.Provision(env); err != nil {
+			return nil, fmt.Errorf("%s:%d: %s: provisioning %s: %w", file, ref.Line, ref.Path, ref.Kind, err)
+		}
+	}
+	return st, nil
+}
+
+// link is one compiled step of a chain: the stage and what follows it.
+type link struct {
+	stage Stage
+	next  Handler
+}
+
+func (l *link) Handle(x *Exchange) error { return l.stage.Handle(x, l.next) }
+
+// compileChain folds stages right to left around the terminal handler, once
+// per generation; running the chain then allocates nothing.
+func compileChain(stages []Stage, terminal Handler) Handler {
+	h := terminal
+	for i := len(stages) - 1; i >= 0; i-- {
+		h = &link{stage: stages[i], next: h}
+	}
+	return h
+}

@@ -1,0 +1,57 @@
+package sse
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+)
+
+// FuzzReader checks that the events parsed do not depend on how the stream
+// is chunked, that raw events concatenate back to the input (less skipped
+// blank lines), and that nothing panics.
+func FuzzReader(f *testing.F) {
+	f.Add([]byte("data: {\"a\":1}\n\ndata: [DONE]\n\n"), []byte{1, 2, 3}, uint8(0))
+	f.Add([]byte(": ping\r\nevent: x\r\ndata: a\r\ndata: b\r\n\r\n\r\rdata: c\r\r"), []byte{5}, uint8(16))
+	f.Add([]byte("data:x\ndata\n\n\n\ndata: partial"), []byte{0, 1}, uint8(8))
+	f.Fuzz(func(t *testing.T, in, chunks []byte, maxSize uint8) {
+		max := int(maxSize)
+		whole, wholeErr := readAll(NewReader(bytes.NewReader(in), max))
+		sizes := make([]int, 0, len(chunks)+1)
+		for _, c := range chunks {
+			sizes = append(sizes, int(c%17)) // 0 exercises empty reads
+		}
+		sizes = append(sizes, 1)
+		chunked, chunkedErr := readAll(NewReader(&chunkReader{r: bytes.NewReader(in), sizes: sizes}, max))
+		if !errors.Is(chunkedErr, wholeErr) && !(errors.Is(wholeErr, ErrEventTooLarge) && errors.Is(chunkedErr, ErrEventTooLarge)) {
+			if !errors.Is(chunkedErr, io.ErrNoProgress) { // sizes of all zeros
+				t.Fatalf("errors differ: whole %v, chunked %v", wholeErr, chunkedErr)
+			}
+			return
+		}
+		if !equalEvents(whole, chunked) {
+			t.Fatalf("events differ:\nwhole   %+v\nchunked %+v", whole, chunked)
+		}
+		var joined []byte
+		for _, e := range whole {
+			joined = append(joined, e.raw...)
+			if max > 0 && len(e.raw) > max {
+				t.Fatalf("event of %d bytes passed the %d limit", len(e.raw), max)
+			}
+			if !e.hasData && e.data != "" {
+				t.Fatalf("data without a data line: %+v", e)
+			}
+		}
+		if wholeErr == io.EOF || errors.Is(wholeErr, io.ErrUnexpectedEOF) {
+			if !bytes.Equal(stripBlank(joined), stripBlank(in)) {
+				t.Fatalf("raw events %q do not rebuild the input %q", joined, in)
+			}
+		}
+	})
+}
+
+// stripBlank removes all line breaks so inputs compare without the blank
+// lines the reader skips.
+func stripBlank(b []byte) []byte {
+	return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\n"), nil), []byte("\r"), nil)
+}

@@ -1,0 +1,95 @@
+package sse
+
+import (
+	"bytes"
+
+	"switchyard/internal/jsonscan"
+)
+
+var (
+	usageKey      = []byte(`"usage"`)
+	unicodeEscape = []byte(`\u`)
+)
+
+// Done is the data payload of OpenAI's final stream event.
+const Done = "[DONE]"
+
+// IsDone reports whether data is the "[DONE]" sentinel that ends an OpenAI
+// stream.
+func IsDone(data []byte) bool { return string(data) == Done }
+
+// AppendEvent appends data framed as one event, "data: " + data + "\n\n", to
+// dst. A payload with line breaks becomes one data line per line, so the
+// receiver rebuilds it with "\n" separators.
+func AppendEvent(dst, data []byte) []byte {
+	dst = append(dst, "data: "...)
+	if bytes.IndexByte(data, '\n') < 0 && bytes.IndexByte(data, '\r') < 0 {
+		dst = append(dst, data...)
+		return append(dst, '\n', '\n')
+	}
+	start := 0
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if c != '\n' && c != '\r' {
+			continue
+		}
+		dst = append(dst, data[start:i]...)
+		dst = append(dst, "\ndata: "...)
+		if c == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		start = i + 1
+	}
+	dst = append(dst, data[start:]...)
+	return append(dst, '\n', '\n')
+}
+
+// AppendDone appends the "data: [DONE]\n\n" event to dst.
+func AppendDone(dst []byte) []byte { return append(dst, "data: [DONE]\n\n"...) }
+
+// AppendErrorEvent appends an OpenAI-style error event to dst:
+//
+//	data: {"error":{"message":...,"type":...,"param":null,"code":...}}
+//
+// followed by a blank line. An empty code is written as null.
+func AppendErrorEvent(dst []byte, message, typ, code string) []byte {
+	dst = append(dst, `data: {"error":{"message":`...)
+	dst = jsonscan.AppendString(dst, message)
+	dst = append(dst, `,"type":`...)
+	dst = jsonscan.AppendString(dst, typ)
+	dst = append(dst, `,"param":null,"code":`...)
+	if code == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = jsonscan.AppendString(dst, code)
+	}
+	return append(dst, "}}\n\n"...)
+}
+
+// ScanUsage reads the token counts of a chunk's top-level "usage" object,
+// {"prompt_tokens":N,"completion_tokens":M,...}. ok is false when data is not
+// a JSON object, has no usage, or its usage is null or lacks either count.
+// It allocates nothing.
+func ScanUsage(data []byte) (prompt, completion int64, ok bool) {
+	// Fast path: without the plain key or any \u escape (which could spell
+	// it), there is no usage to find.
+	if !bytes.Contains(data, usageKey) && !bytes.Contains(data, unicodeEscape) {
+		return 0, 0, false
+	}
+	usage, found := jsonscan.Lookup(data, "usage")
+	if !found || len(usage) == 0 || usage[0] != '{' {
+		return 0, 0, false
+	}
+	p, okP := jsonscan.Lookup(usage, "prompt_tokens")
+	c, okC := jsonscan.Lookup(usage, "completion_tokens")
+	if !okP || !okC {
+		return 0, 0, false
+	}
+	if prompt, okP = jsonscan.ParseInt(p); !okP {
+		return 0, 0, false
+	}
+	if completion, okC = jsonscan.ParseInt(c); !okC {
+		return 0, 0, false
+	}
+	return prompt, completion, true
+}

@@ -1,0 +1,186 @@
+package loadtest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrSSELineTooLong is returned by SSEReader.Next when one line of the stream
+// is longer than the reader's limit.
+var ErrSSELineTooLong = errors.New("sse: line too long")
+
+// SSEReader reads server-sent events from a stream as they arrive and yields
+// the data of each event (the "data:" lines joined with "\n"). Comments,
+// other fields (event, id, retry) and events without data are skipped.
+// Lines end with LF or CRLF. Unlike the browser algorithm, an event still
+// pending when the stream ends is dispatched rather than dropped, so a
+// server that omits the final blank line still delivers its last event.
+//
+// The zero value is not usable; call Reset. An SSEReader is not safe for
+// concurrent use and may be reused for another stream after Reset.
+type SSEReader struct {
+	r       io.Reader
+	buf     []byte // read buffer; buf[pos:end] is unread
+	pos     int
+	end     int
+	data    []byte // data of the event being assembled
+	hasData bool
+	eof     bool
+	max     int
+}
+
+const (
+	sseInitialBuf = 4 << 10
+	// DefaultSSEMaxLine is the longest line SSEReader accepts by default.
+	DefaultSSEMaxLine = 1 << 20
+)
+
+// Reset makes s read events from r, keeping its buffers. maxLine bounds the
+// length of one line; maxLine <= 0 means DefaultSSEMaxLine.
+func (s *SSEReader) Reset(r io.Reader, maxLine int) {
+	if maxLine <= 0 {
+		maxLine = DefaultSSEMaxLine
+	}
+	if s.buf == nil {
+		s.buf = make([]byte, sseInitialBuf)
+	}
+	s.r, s.pos, s.end, s.data, s.hasData, s.eof, s.max = r, 0, 0, s.data[:0], false, false, maxLine
+}
+
+// Next returns the data of the next event. The slice is valid until the next
+// call to Next or Reset. At the end of the stream it returns io.EOF; a read
+// error is returned as it came (wrapped), and a line longer than the limit
+// gives ErrSSELineTooLong.
+func (s *SSEReader) Next() ([]byte, error) {
+	for {
+		line, ok, err := s.line()
+		if err != nil {
+			return nil, err
+		}
+		if !ok { // end of stream
+			if s.hasData {
+				s.hasData = false
+				return s.data, nil
+			}
+			return nil, io.EOF
+		}
+		if len(line) == 0 {
+			if s.hasData {
+				s.hasData = false
+				return s.data, nil
+			}
+			continue
+		}
+		if line[0] == ':' {
+			continue // comment
+		}
+		field, value := line, []byte(nil)
+		if i := bytes.IndexByte(line, ':'); i >= 0 {
+			field, value = line[:i], line[i+1:]
+			if len(value) > 0 && value[0] == ' ' {
+				value = value[1:]
+			}
+		}
+		if string(field) != "data" {
+			continue
+		}
+		if s.hasData {
+			s.data = append(s.data, '\n')
+		} else {
+			s.data = s.data[:0]
+			s.hasData = true
+		}
+		s.data = append(s.data, value...)
+	}
+}
+
+// line returns the next line without its terminator. ok is false at the end
+// of the stream. The slice is valid until the next call.
+func (s *SSEReader) line() (line []byte, ok bool, err error) {
+	for {
+		if i := bytes.IndexByte(s.buf[s.pos:s.end], '\n'); i >= 0 {
+			line = s.buf[s.pos : s.pos+i]
+			s.pos += i + 1
+			if n := len(line); n > 0 && line[n-1] == '\r' {
+				line = line[:n-1]
+			}
+			return line, true, nil
+		}
+		if s.eof {
+			if s.pos == s.end {
+				return nil, false, nil
+			}
+			line = s.buf[s.pos:s.end]
+			s.pos = s.end
+			if n := len(line); n > 0 && line[n-1] == '\r' {
+				line = line[:n-1]
+			}
+			return line, true, nil
+		}
+		if s.end-s.pos >= s.max {
+			return nil, false, fmt.Errorf("%w (over %d bytes)", ErrSSELineTooLong, s.max)
+		}
+		// Make room: move the partial line to the front, grow if full.
+		if s.pos > 0 {
+			s.end = copy(s.buf, s.buf[s.pos:s.end])
+			s.pos = 0
+		}
+		if s.end == len(s.buf) {
+			n := min(2*len(s.buf), s.max+1)
+			nb := make([]byte, n)
+			copy(nb, s.buf[:s.end])
+			s.buf = nb
+		}
+		n, rerr := s.r.Read(s.buf[s.end:])
+		s.end += n
+		if rerr != nil {
+			if rerr == io.EOF {
+				s.eof = true
+				continue
+			}
+			if n > 0 {
+				// Serve what arrived first; the error is seen on the next read.
+				s.pendingErr(rerr)
+				continue
+			}
+			return nil, false, fmt.Errorf("sse: reading stream: %w", rerr)
+		}
+	}
+}
+
+// pendingErr wraps s.r so the next Read returns err; used when a Read
+// returned data and an error together.
+func (s *SSEReader) pendingErr(err error) { s.r = errReader{err} }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// isDone reports whether an event's data is the OpenAI end marker "[DONE]".
+func isDone(data []byte) bool {
+	return string(bytes.TrimSpace(data)) == "[DONE]"
+}
+
+// isErrorEvent reports whether an event's data is an error object
+// ({"error": ...}), which OpenAI-compatible servers send when a stream fails.
+func isErrorEvent(data []byte) bool {
+	data = skipSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		return false
+	}
+	data = skipSpace(data[1:])
+	return bytes.HasPrefix(data, []byte(`"error"`))
+}
+
+// hasChoices reports whether a chunk carries a non-empty "choices" array,
+// i.e. is a token chunk rather than the usage-only chunk.
+func hasChoices(data []byte) bool {
+	v, ok := findKey(data, "choices")
+	if !ok || len(v) == 0 || v[0] != '[' {
+		return false
+	}
+	v = skipSpace(v[1:])
+	return len(v) > 0 && v[0] != ']'
+}

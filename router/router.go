@@ -1,0 +1,522 @@
+// Package router makes the gateway's pure routing decisions: which route a
+// request matches, which pool serves it, which target in the pool takes each
+// attempt, whether a retry fits the budget, and which upstreams are healthy.
+// It does no I/O and does not know the gateway's config format: the gateway
+// translates its config into a Spec and builds a Router per config
+// generation. Upstream health and load live in atomics shared by all
+// requests; Match and Pick allocate nothing.
+//
+// The gateway's dispatch loop, in outline:
+//
+//	rt := r.Match(&req)                  // nil: no route, answer 404
+//	pool := rt.Pool                      // nil: pass through, r.Pool(req.Model)
+//	pool.Retry.Request(now)              // once per client request
+//	for _, p := range append([]*Pool{pool}, pool.Fallbacks...) {
+//		var last *Target
+//		for try := 0; try < p.Attempts; try++ {
+//			if try > 0 && !p.Retry.AllowRetry(now) { break }
+//			t := p.Pick(last)            // nil: nothing usable, next pool
+//			... send; t.Upstream.Release(); ReportSuccess or ReportFailure ...
+//			last = t
+//		}
+//	}                                    // all failed: 502/503
+package router
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Spec is everything a Router is built from.
+type Spec struct {
+	Upstreams []UpstreamSpec
+	Pools     []PoolSpec
+	Routes    []RouteSpec // in match order: the first match wins
+}
+
+// UpstreamSpec describes one backend server.
+type UpstreamSpec struct {
+	Name             string
+	MaxConcurrency   int           // requests in flight at most; 0 = unlimited
+	FailureThreshold int           // consecutive failures that eject it; 0 = never ejected passively
+	Cooldown         time.Duration // how long an ejection lasts; 0 = DefaultCooldown
+}
+
+// PoolSpec describes a set of targets serving one model.
+type PoolSpec struct {
+	Name      string
+	Strategy  string // "round_robin" (default), "weighted" or "least_outstanding"
+	Targets   []TargetSpec
+	Fallbacks []string // pool names, tried in order; must not form a cycle
+	Retry     RetrySpec
+}
+
+// TargetSpec is one upstream in a pool, with the model id to ask it for.
+type TargetSpec struct {
+	Upstream string
+	Model    string // backend's model id; "" = forward the requested model unchanged
+	Weight   int    // for "weighted"; 0 = 1
+}
+
+// RetrySpec limits retries within one pool.
+type RetrySpec struct {
+	Attempts     int     // tries per pool, the first included; 0 = 1 (no retries)
+	Budget       float64 // retries <= Budget * requests over a 10 s window; 0 = DefaultRetryBudget
+	MinPerSecond int     // retries per second always allowed; 0 = DefaultRetryMinPerSecond
+}
+
+// RouteSpec is one routing rule. All of its conditions must hold; within a
+// list, any element may match. Empty conditions match everything.
+type RouteSpec struct {
+	Name     string
+	Models   []string          // globs ('*', '?') on the requested model
+	Headers  map[string]string // header name (case-insensitive) -> value glob; the header must be present and non-empty
+	Keys     []string          // API key ids
+	Tenants  []string          // tenant names
+	Metadata map[string]string // request metadata key -> value glob; the key must be a string value
+	// Prompt size bounds in bytes, inclusive; 0 = no bound.
+	MinPromptBytes, MaxPromptBytes int
+	Pool                           string // "" = pass through: the pool named like the requested model
+}
+
+// HeaderGetter reads a request header by name; *fasthttp.RequestHeader
+// satisfies it. Names are passed in canonical form ("X-Team").
+type HeaderGetter interface{ Peek(key string) []byte }
+
+// MetadataGetter reads a string value of the request's metadata object.
+type MetadataGetter interface {
+	Metadata(key string) ([]byte, bool)
+}
+
+// Request is the view of a request that routing looks at. Header and
+// Metadata may be nil; routes that need them then do not match.
+type Request struct {
+	Model       []byte
+	Header      HeaderGetter
+	KeyID       string
+	Tenant      string
+	Metadata    MetadataGetter
+	PromptBytes int
+}
+
+// Route is a compiled routing rule.
+type Route struct {
+	Name  string
+	Index int   // position in Router.Routes()
+	Pool  *Pool // nil = pass through: look up the pool named like the model
+
+	models   []glob
+	headers  []headerCond
+	keys     []string
+	tenants  []string
+	metadata []metaCond
+	minBytes int
+	maxBytes int
+}
+
+type headerCond struct {
+	name  string // canonical form
+	value glob
+}
+
+type metaCond struct {
+	key   string
+	value glob
+}
+
+// Router holds one config generation's routes, pools and upstreams. It is
+// immutable after New except for the atomics in upstreams, pools and retry
+// budgets, and is safe for concurrent use.
+type Router struct {
+	routes     []*Route
+	pools      []*Pool
+	upstreams  []*Upstream
+	poolByName map[string]*Pool
+	upByName   map[string]*Upstream
+}
+
+// New validates s and builds a Router. The error lists every problem found,
+// each naming its place, e.g. `pools[2] "chat": fallbacks[0]: no pool "x"`.
+func New(s Spec) (*Router, error) {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	r := &Router{
+		poolByName: make(map[string]*Pool, len(s.Pools)),
+		upByName:   make(map[string]*Upstream, len(s.Upstreams)),
+	}
+
+	for i, us := range s.Upstreams {
+		at := fmt.Sprintf("upstreams[%d] %q", i, us.Name)
+		switch {
+		case us.Name == "":
+			fail("upstreams[%d]: name is empty", i)
+			continue
+		case r.upByName[us.Name] != nil:
+			fail("%s: duplicate name (also upstreams[%d])", at, r.upByName[us.Name].Index)
+			continue
+		}
+		if us.MaxConcurrency < 0 {
+			fail("%s: max concurrency %d must be >= 0", at, us.MaxConcurrency)
+		}
+		if us.FailureThreshold < 0 {
+			fail("%s: failure threshold %d must be >= 0", at, us.FailureThreshold)
+		}
+		if us.Cooldown < 0 {
+			fail("%s: cooldown %v must be >= 0", at, us.Cooldown)
+		}
+		u := &Upstream{
+			Name: us.Name, Index: len(r.upstreams),
+			MaxConcurrency: int64(us.MaxConcurrency), FailureThreshold: int64(us.FailureThreshold), Cooldown: us.Cooldown,
+		}
+		if u.Cooldown == 0 {
+			u.Cooldown = DefaultCooldown
+		}
+		r.upstreams = append(r.upstreams, u)
+		r.upByName[u.Name] = u
+	}
+
+	// Pools first by name, so that fallbacks may point forward.
+	built := make([]*Pool, len(s.Pools)) // nil where the spec was rejected
+	for i, ps := range s.Pools {
+		at := fmt.Sprintf("pools[%d] %q", i, ps.Name)
+		if ps.Name == "" {
+			fail("pools[%d]: name is empty", i)
+			continue
+		}
+		if prev := r.poolByName[ps.Name]; prev != nil {
+			fail("%s: duplicate name (also pools[%d])", at, prev.Index)
+			continue
+		}
+		p := &Pool{Name: ps.Name, Index: len(r.pools)}
+		built[i] = p
+		r.pools = append(r.pools, p)
+		r.poolByName[p.Name] = p
+		st, ok := parseStrategy(ps.Strategy)
+		if !ok {
+			fail("%s: unknown strategy %q (want round_robin, weighted or least_outstanding)", at, ps.Strategy)
+		}
+		p.Strategy = st
+		if len(ps.Targets) == 0 {
+			fail("%s: no targets", at)
+		}
+		for j, ts := range ps.Targets {
+			u := r.upByName[ts.Upstream]
+			if u == nil {
+				fail("%s: targets[%d]: no upstream %q", at, j, ts.Upstream)
+				continue
+			}
+			if ts.Weight < 0 {
+				fail("%s: targets[%d]: weight %d must be >= 0", at, j, ts.Weight)
+				continue
+			}
+			t := &Target{Upstream: u, Model: ts.Model, Weight: max(ts.Weight, 1), Index: len(p.Targets)}
+			p.Targets = append(p.Targets, t)
+			p.totalWeight += t.Weight
+			p.cumWeight = append(p.cumWeight, p.totalWeight)
+		}
+		rs := ps.Retry
+		switch {
+		case rs.Attempts < 0:
+			fail("%s: retry attempts %d must be >= 1", at, rs.Attempts)
+		case rs.Budget < 0 || rs.Budget > 1:
+			fail("%s: retry budget %v must be between 0 and 1", at, rs.Budget)
+		case rs.MinPerSecond < 0:
+			fail("%s: retry min per second %d must be >= 0", at, rs.MinPerSecond)
+		}
+		p.Attempts = max(rs.Attempts, 1)
+		if p.Attempts > 1 {
+			budget, minPerSec := rs.Budget, rs.MinPerSecond
+			if budget == 0 {
+				budget = DefaultRetryBudget
+			}
+			if minPerSec == 0 {
+				minPerSec = DefaultRetryMinPerSecond
+			}
+			p.Retry = newRetryBudget(budget, minPerSec)
+		}
+	}
+	for i, ps := range s.Pools {
+		p := built[i]
+		if p == nil {
+			continue // reported above
+		}
+		at := fmt.Sprintf("pools[%d] %q", i, ps.Name)
+		for j, name := range ps.Fallbacks {
+			fb := r.poolByName[name]
+			switch {
+			case fb == nil:
+				fail("%s: fallbacks[%d]: no pool %q", at, j, name)
+			case fb == p:
+				fail("%s: fallbacks[%d]: a pool cannot fall back to itself", at, j)
+			case slices.Contains(p.Fallbacks, fb):
+				fail("%s: fallbacks[%d]: %q is listed twice", at, j, name)
+			default:
+				p.Fallbacks = append(p.Fallbacks, fb)
+			}
+		}
+	}
+	if cycle := fallbackCycle(r.pools); cycle != nil {
+		fail("pools: fallback cycle %s", strings.Join(cycle, " -> "))
+	}
+
+	routeNames := make(map[string]int, len(s.Routes))
+	for i, rs := range s.Routes {
+		at := fmt.Sprintf("routes[%d] %q", i, rs.Name)
+		if rs.Name == "" {
+			at = fmt.Sprintf("routes[%d]", i)
+			fail("%s: name is empty", at)
+		} else if j, dup := routeNames[rs.Name]; dup {
+			fail("%s: duplicate name (also routes[%d])", at, j)
+		} else {
+			routeNames[rs.Name] = i
+		}
+		rt := &Route{Name: rs.Name, Index: i, keys: slices.Clone(rs.Keys), tenants: slices.Clone(rs.Tenants),
+			minBytes: rs.MinPromptBytes, maxBytes: rs.MaxPromptBytes}
+		for j, m := range rs.Models {
+			g, err := compileGlob(m)
+			if err != nil {
+				fail("%s: models[%d]: %v", at, j, err)
+				continue
+			}
+			rt.models = append(rt.models, g)
+		}
+		seen := make(map[string]string, len(rs.Headers))
+		for _, name := range sortedKeys(rs.Headers) {
+			canon := canonicalHeader(name)
+			if canon == "" {
+				fail("%s: headers: invalid header name %q", at, name)
+				continue
+			}
+			if other, dup := seen[canon]; dup {
+				fail("%s: headers: %q and %q are the same header", at, other, name)
+				continue
+			}
+			seen[canon] = name
+			g, err := compileGlob(rs.Headers[name])
+			if err != nil {
+				fail("%s: headers[%q]: %v", at, name, err)
+				continue
+			}
+			rt.headers = append(rt.headers, headerCond{name: canon, value: g})
+		}
+		for _, key := range sortedKeys(rs.Metadata) {
+			if key == "" {
+				fail("%s: metadata: empty key", at)
+				continue
+			}
+			g, err := compileGlob(rs.Metadata[key])
+			if err != nil {
+				fail("%s: metadata[%q]: %v", at, key, err)
+				continue
+			}
+			rt.metadata = append(rt.metadata, metaCond{key: key, value: g})
+		}
+		if slices.Contains(rs.Keys, "") {
+			fail("%s: keys: empty key id", at)
+		}
+		if slices.Contains(rs.Tenants, "") {
+			fail("%s: tenants: empty tenant", at)
+		}
+		if rs.MinPromptBytes < 0 || rs.MaxPromptBytes < 0 {
+			fail("%s: prompt byte bounds must be >= 0", at)
+		} else if rs.MaxPromptBytes > 0 && rs.MinPromptBytes > rs.MaxPromptBytes {
+			fail("%s: min prompt bytes %d > max prompt bytes %d", at, rs.MinPromptBytes, rs.MaxPromptBytes)
+		}
+		if rs.Pool != "" {
+			if rt.Pool = r.poolByName[rs.Pool]; rt.Pool == nil {
+				fail("%s: no pool %q", at, rs.Pool)
+			}
+		}
+		r.routes = append(r.routes, rt)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("router: %w", errors.Join(errs...))
+	}
+	return r, nil
+}
+
+// fallbackCycle returns the pool names along a fallback cycle, or nil.
+func fallbackCycle(pools []*Pool) []string {
+	const (
+		unseen = iota
+		active
+		done
+	)
+	state := make([]uint8, len(pools))
+	var stack []*Pool
+	var visit func(p *Pool) []string
+	visit = func(p *Pool) []string {
+		state[p.Index] = active
+		stack = append(stack, p)
+		for _, fb := range p.Fallbacks {
+			switch state[fb.Index] {
+			case active:
+				var names []string
+				for i := len(stack) - 1; i >= 0; i-- {
+					if stack[i] == fb {
+						for _, q := range stack[i:] {
+							names = append(names, q.Name)
+						}
+						break
+					}
+				}
+				return append(names, fb.Name)
+			case unseen:
+				if c := visit(fb); c != nil {
+					return c
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[p.Index] = done
+		return nil
+	}
+	for _, p := range pools {
+		if state[p.Index] == unseen {
+			if c := visit(p); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// canonicalHeader returns name in canonical form ("x-team" -> "X-Team"), or
+// "" when it is not a valid header name token.
+func canonicalHeader(name string) string {
+	if name == "" {
+		return ""
+	}
+	b := []byte(name)
+	upper := true
+	for i, c := range b {
+		if !isTokenChar(c) {
+			return ""
+		}
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			b[i] = c - 'A' + 'a'
+		}
+		upper = c == '-'
+	}
+	return string(b)
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// Match returns the first route whose conditions all hold for req, or nil.
+// It allocates nothing.
+func (r *Router) Match(req *Request) *Route {
+	for _, rt := range r.routes {
+		if rt.matches(req) {
+			return rt
+		}
+	}
+	return nil
+}
+
+func (rt *Route) matches(req *Request) bool {
+	if rt.minBytes > 0 && req.PromptBytes < rt.minBytes {
+		return false
+	}
+	if rt.maxBytes > 0 && req.PromptBytes > rt.maxBytes {
+		return false
+	}
+	if len(rt.keys) > 0 && !slices.Contains(rt.keys, req.KeyID) {
+		return false
+	}
+	if len(rt.tenants) > 0 && !slices.Contains(rt.tenants, req.Tenant) {
+		return false
+	}
+	if len(rt.models) > 0 {
+		ok := false
+		for i := range rt.models {
+			if rt.models[i].match(req.Model) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(rt.headers) > 0 {
+		if req.Header == nil {
+			return false
+		}
+		for i := range rt.headers {
+			h := &rt.headers[i]
+			v := req.Header.Peek(h.name)
+			if len(v) == 0 || !h.value.match(v) {
+				return false
+			}
+		}
+	}
+	if len(rt.metadata) > 0 {
+		if req.Metadata == nil {
+			return false
+		}
+		for i := range rt.metadata {
+			m := &rt.metadata[i]
+			v, ok := req.Metadata.Metadata(m.key)
+			if !ok || !m.value.match(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// InheritHealth copies the passive and active health state of each upstream
+// in prev to the upstream of the same name in r, so that a config reload
+// does not put ejected or down upstreams back into rotation. Call it on a
+// new Router before publishing it. Requests in flight keep counting against
+// prev's upstreams until they finish.
+func (r *Router) InheritHealth(prev *Router) {
+	if prev == nil {
+		return
+	}
+	for _, u := range r.upstreams {
+		if old := prev.upByName[u.Name]; old != nil {
+			u.failures.Store(old.failures.Load())
+			u.ejectedUntil.Store(old.ejectedUntil.Load())
+			u.activeDown.Store(old.activeDown.Load())
+		}
+	}
+}
+
+// Pool returns the pool with the given name, or nil. It allocates nothing.
+func (r *Router) Pool(name []byte) *Pool { return r.poolByName[string(name)] }
+
+// Upstream returns the upstream with the given name, or nil.
+func (r *Router) Upstream(name string) *Upstream { return r.upByName[name] }
+
+// Pools returns all pools in spec order. The slice must not be modified.
+func (r *Router) Pools() []*Pool { return r.pools }
+
+// Upstreams returns all upstreams in spec order. The slice must not be
+// modified.
+func (r *Router) Upstreams() []*Upstream { return r.upstreams }
+
+// Routes returns all routes in match order. The slice must not be modified.
+func (r *Router) Routes() []*Route { return r.routes }
