@@ -33,11 +33,11 @@ func (s *Server) adminHandler(ctx *fasthttp.RequestCtx) {
 		ctx.SetBody(b)
 	case "/admin/backends":
 		type backendState struct {
-			Name        string `json:"name"`
-			Healthy     bool   `json:"healthy"`
-			Inflight    int64  `json:"inflight"`
-			Kind        string `json:"kind"`
-			URL         string `json:"url,omitempty"`
+			Name     string `json:"name"`
+			Healthy  bool   `json:"healthy"`
+			Inflight int64  `json:"inflight"`
+			Kind     string `json:"kind"`
+			URL      string `json:"url,omitempty"`
 		}
 		now := time.Now()
 		var out []backendState

@@ -202,3 +202,15 @@ func (x *Exchange) Respond(status int, contentType string, body []byte) {
 	x.RespBody = append(x.RespBody[:0], body...)
 	x.Streaming = false
 }
+
+// NewExchange builds a standalone exchange over a copy of body, for testing
+// stages and for tools; the server itself takes exchanges from its pool.
+func NewExchange(op Op, body []byte) (*Exchange, error) {
+	x := &Exchange{Op: op, Start: time.Now(), Ctx: context.Background()}
+	x.writeFn = x.writeStream
+	x.Body = append([]byte(nil), body...)
+	if err := jsonscan.Scan(x.Body, &x.Fields); err != nil {
+		return nil, err
+	}
+	return x, nil
+}

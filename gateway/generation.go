@@ -33,8 +33,8 @@ type Generation struct {
 	ID     uint64
 	Built  time.Time
 
-	chains   []Handler           // by route index
-	clients  []*backends.Client  // by upstream index
+	chains   []Handler          // by route index
+	clients  []*backends.Client // by upstream index
 	keys     map[[32]byte]*Principal
 	pools    map[string]*router.Pool
 	sims     []*sim.Server

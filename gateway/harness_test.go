@@ -22,12 +22,15 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		// fasthttp's coarse clock and the client's idle-connection cleaners
-		// are package-level workers that live for the process.
+		// fasthttp's date updater, dialer cache cleaner, compression workers
+		// and idle-connection cleaners are package-level workers that live
+		// for the process; everything of ours must be gone.
 		goleak.IgnoreTopFunction("github.com/valyala/fasthttp.init.func1"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp/stackless.funcWorker"),
 	)
 }
 

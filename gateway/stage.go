@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"sort"
 
-
 	"switchyard/gateway/config"
 )
 

@@ -46,16 +46,14 @@ func newClient(cfg Config) (*client, error) {
 	}
 	c := &client{
 		hc: &fasthttp.HostClient{
-			Addr:                          addr,
-			Name:                          "switchyard-load",
-			IsTLS:                         u.Scheme == "https",
-			MaxConns:                      cfg.MaxInflight,
-			MaxConnWaitTimeout:            cfg.Timeout,
-			MaxIdleConnDuration:           2 * time.Second,
-			MaxResponseBodySize:           maxResponseBody,
-			ReadBufferSize:                16 << 10,
-			DisableHeaderNamesNormalizing: false,
-			NoDefaultUserAgentHeader:      false,
+			Addr:                addr,
+			Name:                "switchyard-load",
+			IsTLS:               u.Scheme == "https",
+			MaxConns:            cfg.MaxInflight,
+			MaxConnWaitTimeout:  cfg.Timeout,
+			MaxIdleConnDuration: 2 * time.Second,
+			MaxResponseBodySize: maxResponseBody,
+			ReadBufferSize:      16 << 10,
 			// A replayed POST would count one intended request twice.
 			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 		},

@@ -55,8 +55,11 @@ func RegisterFlags(fs *flag.FlagSet) (build func() (Config, error)) {
 			if cfg.Mix, err = ParseMix(mix); err != nil {
 				return Config{}, fmt.Errorf("--mix: %w", err)
 			}
-			if cfg.Scenario == ScenarioChat && !flagSet(fs, "scenario") {
+			switch {
+			case !flagSet(fs, "scenario"):
 				cfg.Scenario = ScenarioMix
+			case cfg.Scenario != ScenarioMix:
+				return Config{}, fmt.Errorf("--mix needs --scenario mix, not %q", cfg.Scenario)
 			}
 		}
 		for _, h := range headers {

@@ -42,6 +42,7 @@ func TestRegisterFlags(t *testing.T) {
 		{"bad dist", []string{"--prompt-tokens", "zipf:1"}, nil, "--prompt-tokens"},
 		{"bad mix", []string{"--mix", "video=1"}, nil, "--mix"},
 		{"bad header", []string{"--header", "novalue"}, nil, "--header"},
+		{"mix with other scenario", []string{"--scenario", "stream", "--mix", "chat=1"}, nil, "--mix needs --scenario mix"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,7 +3,6 @@ package loadtest
 import (
 	"bytes"
 	"context"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +121,3 @@ func BenchmarkClientDo(b *testing.B) {
 		})
 	}
 }
-
-var _ = io.EOF

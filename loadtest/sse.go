@@ -100,27 +100,27 @@ func (s *SSEReader) Next() ([]byte, error) {
 // of the stream. The slice is valid until the next call.
 func (s *SSEReader) line() (line []byte, ok bool, err error) {
 	for {
-		if i := bytes.IndexByte(s.buf[s.pos:s.end], '\n'); i >= 0 {
+		i := bytes.IndexByte(s.buf[s.pos:s.end], '\n')
+		if i >= 0 || s.eof {
+			if i < 0 {
+				if s.pos == s.end {
+					return nil, false, nil
+				}
+				i = s.end - s.pos // last line, unterminated
+			}
 			line = s.buf[s.pos : s.pos+i]
-			s.pos += i + 1
+			s.pos = min(s.pos+i+1, s.end)
 			if n := len(line); n > 0 && line[n-1] == '\r' {
 				line = line[:n-1]
 			}
-			return line, true, nil
-		}
-		if s.eof {
-			if s.pos == s.end {
-				return nil, false, nil
-			}
-			line = s.buf[s.pos:s.end]
-			s.pos = s.end
-			if n := len(line); n > 0 && line[n-1] == '\r' {
-				line = line[:n-1]
+			if len(line) > s.max {
+				return nil, false, s.tooLong()
 			}
 			return line, true, nil
 		}
-		if s.end-s.pos >= s.max {
-			return nil, false, fmt.Errorf("%w (over %d bytes)", ErrSSELineTooLong, s.max)
+		// No line end yet: up to max bytes of line plus "\r" may be pending.
+		if s.end-s.pos > s.max+1 {
+			return nil, false, s.tooLong()
 		}
 		// Make room: move the partial line to the front, grow if full.
 		if s.pos > 0 {
@@ -128,7 +128,7 @@ func (s *SSEReader) line() (line []byte, ok bool, err error) {
 			s.pos = 0
 		}
 		if s.end == len(s.buf) {
-			n := min(2*len(s.buf), s.max+1)
+			n := min(2*len(s.buf), s.max+2)
 			nb := make([]byte, n)
 			copy(nb, s.buf[:s.end])
 			s.buf = nb
@@ -148,6 +148,10 @@ func (s *SSEReader) line() (line []byte, ok bool, err error) {
 			return nil, false, fmt.Errorf("sse: reading stream: %w", rerr)
 		}
 	}
+}
+
+func (s *SSEReader) tooLong() error {
+	return fmt.Errorf("%w (over %d bytes)", ErrSSELineTooLong, s.max)
 }
 
 // pendingErr wraps s.r so the next Read returns err; used when a Read

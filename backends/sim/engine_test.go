@@ -340,3 +340,17 @@ func metricsText(s *Server) string {
 	s.m.write(&b)
 	return b.String()
 }
+
+func TestHeterogeneousPool(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := testOptions(t, map[string]string{"listen": "127.0.0.1:1,127.0.0.1:2", "speed": "1,0.25"})
+		var ttft []time.Duration
+		for _, so := range o.PerServer() {
+			s := newTestServer(t, so)
+			ttft = append(ttft, simulate(s, chatBody("a b c d", 2)).ttft)
+		}
+		if ttft[0] != 7*time.Millisecond || ttft[1] != 28*time.Millisecond {
+			t.Errorf("TTFTs %v, want [7ms 28ms]: the second server is 4x slower", ttft)
+		}
+	})
+}

@@ -218,35 +218,35 @@ func (o *Options) bind(name string, explicit map[string]bool) *flag.FlagSet {
 		o.Speed = sp
 		return nil
 	})
-	fs.IntVar(&o.MaxNumSeqs, "max-num-seqs", o.MaxNumSeqs, "sequences running at once (continuous batching)")
-	fs.IntVar(&o.MaxWaiting, "max-waiting", o.MaxWaiting, "bound of the waiting queue; beyond it requests get 503")
+	fs.IntVar(&o.MaxNumSeqs, "max-num-seqs", o.MaxNumSeqs, "`N` sequences running at once (continuous batching)")
+	fs.IntVar(&o.MaxWaiting, "max-waiting", o.MaxWaiting, "`N` requests at most in the waiting queue; beyond it requests get 503")
 	fs.IntVar(&o.MaxModelLen, "max-model-len", o.MaxModelLen, "largest prompt plus output `tokens`")
-	fs.IntVar(&o.KVBlocks, "kv-blocks", o.KVBlocks, "KV cache blocks")
-	fs.IntVar(&o.BlockSize, "block-size", o.BlockSize, "tokens per KV cache block")
+	fs.IntVar(&o.KVBlocks, "kv-blocks", o.KVBlocks, "`N` KV cache blocks")
+	fs.IntVar(&o.BlockSize, "block-size", o.BlockSize, "`N` tokens per KV cache block")
 	fs.BoolVar(&o.PrefixCaching, "prefix-caching", o.PrefixCaching, "enable the prefix cache")
-	fs.DurationVar(&o.PrefillOverhead, "prefill-overhead", o.PrefillOverhead, "fixed prefill cost per request")
-	fs.DurationVar(&o.PrefillPerToken, "prefill-per-token", o.PrefillPerToken, "prefill cost per uncached prompt token")
-	fs.DurationVar(&o.ITL, "itl", o.ITL, "inter-token latency of a lone sequence")
-	fs.DurationVar(&o.ITLPerSeq, "itl-per-seq", o.ITLPerSeq, "inter-token latency added per running sequence")
+	fs.DurationVar(&o.PrefillOverhead, "prefill-overhead", o.PrefillOverhead, "fixed prefill `DURATION` per request")
+	fs.DurationVar(&o.PrefillPerToken, "prefill-per-token", o.PrefillPerToken, "prefill `DURATION` per prompt token not in the prefix cache")
+	fs.DurationVar(&o.ITL, "itl", o.ITL, "inter-token latency (`DURATION`) of a lone sequence")
+	fs.DurationVar(&o.ITLPerSeq, "itl-per-seq", o.ITLPerSeq, "inter-token latency `DURATION` added per running sequence")
 	fs.StringVar(&o.OutputLen, "output-len", o.OutputLen, "natural output length `DIST`: max, N, uniform:A-B, normal:MEAN,SD, exp:MEAN")
-	fs.IntVar(&o.DefaultMaxTokens, "default-max-tokens", o.DefaultMaxTokens, "output limit of requests without max_tokens")
-	fs.IntVar(&o.EmbedDim, "embed-dim", o.EmbedDim, "embedding dimension")
-	fs.DurationVar(&o.EmbedCallOverhead, "embed-call-overhead", o.EmbedCallOverhead, "fixed cost of one embeddings call")
-	fs.DurationVar(&o.EmbedPerItem, "embed-per-item", o.EmbedPerItem, "cost of each embeddings input")
-	fs.IntVar(&o.EmbedConcurrency, "embed-concurrency", o.EmbedConcurrency, "embeddings calls executing at once")
-	fs.IntVar(&o.EmbedMaxInputs, "embed-max-inputs", o.EmbedMaxInputs, "most inputs in one embeddings call")
-	fs.Float64Var(&o.ErrorRate, "error-rate", o.ErrorRate, "fraction of requests answered with 500")
-	fs.Float64Var(&o.RateLimitRate, "rate-limit-rate", o.RateLimitRate, "fraction of requests answered with 429")
-	fs.Float64Var(&o.StallRate, "stall-rate", o.StallRate, "fraction of requests stalling before the first token")
-	fs.Float64Var(&o.DropRate, "drop-rate", o.DropRate, "fraction of requests dropped mid-stream")
-	fs.Float64Var(&o.SlowRate, "slow-rate", o.SlowRate, "fraction of requests with slow tokens")
-	fs.DurationVar(&o.Stall, "stall", o.Stall, "stall before the first token of a stalled request")
-	fs.Float64Var(&o.SlowFactor, "slow-factor", o.SlowFactor, "inter-token latency multiplier of slow requests")
-	fs.DurationVar(&o.RetryAfter, "retry-after", o.RetryAfter, "retry-after of 429 and 503 answers")
-	fs.Int64Var(&o.Seed, "seed", o.Seed, "seed of the fault draws")
+	fs.IntVar(&o.DefaultMaxTokens, "default-max-tokens", o.DefaultMaxTokens, "output limit in `tokens` of requests without max_tokens")
+	fs.IntVar(&o.EmbedDim, "embed-dim", o.EmbedDim, "embedding dimension `N`")
+	fs.DurationVar(&o.EmbedCallOverhead, "embed-call-overhead", o.EmbedCallOverhead, "fixed `DURATION` of one embeddings call")
+	fs.DurationVar(&o.EmbedPerItem, "embed-per-item", o.EmbedPerItem, "`DURATION` of each embeddings input")
+	fs.IntVar(&o.EmbedConcurrency, "embed-concurrency", o.EmbedConcurrency, "`N` embeddings calls executing at once")
+	fs.IntVar(&o.EmbedMaxInputs, "embed-max-inputs", o.EmbedMaxInputs, "`N` inputs at most in one embeddings call")
+	fs.Float64Var(&o.ErrorRate, "error-rate", o.ErrorRate, "`FRACTION` of requests answered with 500")
+	fs.Float64Var(&o.RateLimitRate, "rate-limit-rate", o.RateLimitRate, "`FRACTION` of requests answered with 429")
+	fs.Float64Var(&o.StallRate, "stall-rate", o.StallRate, "`FRACTION` of requests stalling before the first token")
+	fs.Float64Var(&o.DropRate, "drop-rate", o.DropRate, "`FRACTION` of requests dropped mid-stream")
+	fs.Float64Var(&o.SlowRate, "slow-rate", o.SlowRate, "`FRACTION` of requests with slow tokens")
+	fs.DurationVar(&o.Stall, "stall", o.Stall, "`DURATION` of a stall before the first token")
+	fs.Float64Var(&o.SlowFactor, "slow-factor", o.SlowFactor, "inter-token latency multiplier (`FACTOR`) of slow requests")
+	fs.DurationVar(&o.RetryAfter, "retry-after", o.RetryAfter, "retry-after `DURATION` of 429 and 503 answers (rounded up to seconds)")
+	fs.Int64Var(&o.Seed, "seed", o.Seed, "`SEED` of the fault draws")
 	fs.IntVar(&o.MaxBodySize, "max-body-size", o.MaxBodySize, "largest request body in `bytes`")
-	fs.DurationVar(&o.DisconnectCheck, "disconnect-check", o.DisconnectCheck, "how often waiting requests check for a gone client (0: never)")
-	fs.Func("profile", "preset: small, large or fast; explicit flags override it (default small)", func(s string) error {
+	fs.DurationVar(&o.DisconnectCheck, "disconnect-check", o.DisconnectCheck, "`DURATION` between checks that a waiting client is still connected (0: never)")
+	fs.Func("profile", "preset `NAME`: small, large or fast; explicit flags override it (default small)", func(s string) error {
 		p, ok := profiles[s]
 		if !ok {
 			return fmt.Errorf("unknown profile %q (want one of %s)", s, strings.Join(ProfileNames(), ", "))
@@ -289,6 +289,14 @@ func (t *tracked) Set(s string) error {
 	}
 	t.explicit[t.name] = true
 	return nil
+}
+
+// String is safe on the zero value, which the flag package makes for help text.
+func (t *tracked) String() string {
+	if t == nil || t.Value == nil {
+		return ""
+	}
+	return t.Value.String()
 }
 
 // IsBoolFlag lets "-prefix-caching" stand alone on the command line.

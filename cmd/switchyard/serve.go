@@ -98,4 +98,3 @@ func runServe(args []string) error {
 		}
 	}
 }
-
