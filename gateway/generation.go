@@ -65,10 +65,10 @@ type BuildOptions struct {
 // YAML location. On error nothing is left running.
 func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	g = &Generation{Config: cfg, ID: genIDs.Add(1), Built: time.Now(), done: make(chan struct{})}
+	partial := g // the error returns below set g to nil
 	defer func() {
 		if err != nil {
-			g.Close()
-			g = nil
+			partial.Close()
 		}
 	}()
 	file := cfg.File

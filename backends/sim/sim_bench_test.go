@@ -1,6 +1,10 @@
 package sim
 
 import (
+	"bytes"
+	"net"
+
+	"github.com/valyala/fasthttp/fasthttputil"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -78,4 +82,33 @@ func BenchmarkKVAllocateRelease(b *testing.B) {
 		blocks = c.allocate(blocks[:0], hashes, c.lookup(hashes), 12)
 		c.release(blocks)
 	}
+}
+
+// BenchmarkServeStreamFast serves streamed chats of 32 tokens with usage over
+// an in-memory listener, through fasthttp's client: the whole server path.
+func BenchmarkServeStreamFast(b *testing.B) {
+	s := benchServer(b, nil)
+	ln := fasthttputil.NewInmemoryListener()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	b.Cleanup(func() { s.Close(); <-done })
+	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	body := []byte(`{"model":"m","messages":[{"role":"user","content":"Explain continuous batching."}],"max_tokens":32,"stream":true,"stream_options":{"include_usage":true}}`)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		for pb.Next() {
+			req.SetRequestURI("http://sim/v1/chat/completions")
+			req.Header.SetMethod("POST")
+			req.SetBody(body)
+			if err := c.Do(req, resp); err != nil {
+				b.Fatal(err)
+			}
+			if !bytes.HasSuffix(resp.Body(), []byte("data: [DONE]\n\n")) {
+				b.Fatalf("stream did not end with [DONE]: %q", resp.Body())
+			}
+		}
+	})
 }

@@ -116,7 +116,7 @@ func (v *validator) admin() {
 	if a.Token == "" && !a.Insecure {
 		v.add("admin.token", "required when admin.listen is set (give it by ${ENV} reference, or set admin.insecure: true to run the admin API without one)")
 	}
-	if a.Listen == v.c.Listen {
+	if a.Listen == v.c.Listen && !strings.HasSuffix(a.Listen, ":0") { // port 0: each gets its own free port
 		v.add("admin.listen", "must differ from listen (%q)", v.c.Listen)
 	}
 }
