@@ -112,7 +112,7 @@ var profiles = map[string]map[string]string{
 	"small": {
 		"prefix-caching": "true", "max-num-seqs": "128", "max-waiting": "1024", "max-model-len": "8192",
 		"kv-blocks": "8192", "block-size": "16",
-		"prefill-overhead": "2ms", "prefill-per-token": "50us",
+		"prefill-overhead": "0", "prefill-per-token": "50us",
 		"itl": "10ms", "itl-per-seq": "200us",
 		"embed-call-overhead": "2ms", "embed-per-item": "200us", "embed-concurrency": "8",
 	},
@@ -120,7 +120,7 @@ var profiles = map[string]map[string]string{
 	"large": {
 		"prefix-caching": "true", "max-num-seqs": "256", "max-waiting": "2048", "max-model-len": "32768",
 		"kv-blocks": "16384", "block-size": "16",
-		"prefill-overhead": "5ms", "prefill-per-token": "200us",
+		"prefill-overhead": "0", "prefill-per-token": "200us",
 		"itl": "30ms", "itl-per-seq": "300us",
 		"embed-call-overhead": "5ms", "embed-per-item": "500us", "embed-concurrency": "4",
 	},
