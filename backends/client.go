@@ -144,7 +144,7 @@ func (c *Client) PrepareRequest(req *fasthttp.Request, method, path string) {
 // timeout (a non-streamed completion arrives all at once) and the total
 // deadline, whichever is first.
 func (c *Client) Do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
-	d := c.headerDeadline(deadline)
+	d := c.headerDeadline(c.totalDeadline(deadline))
 	err := c.hc.DoDeadline(req, resp, d)
 	return c.classify(err)
 }
@@ -155,6 +155,7 @@ func (c *Client) Do(req *fasthttp.Request, resp *fasthttp.Response, deadline tim
 // cancels the upstream's work). Use Stream.Extend to move the read deadline
 // forward as events arrive.
 func (c *Client) DoStream(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (Stream, error) {
+	deadline = c.totalDeadline(deadline)
 	if err := c.hcStream.DoDeadline(req, resp, c.headerDeadline(deadline)); err != nil {
 		return Stream{}, c.classify(err)
 	}
@@ -164,6 +165,16 @@ func (c *Client) DoStream(req *fasthttp.Request, resp *fasthttp.Response, deadli
 	}
 	s.Extend(time.Now())
 	return s, nil
+}
+
+// totalDeadline caps deadline (zero: none) by the backend's total timeout.
+func (c *Client) totalDeadline(deadline time.Time) time.Time {
+	if c.opts.Total > 0 {
+		if t := time.Now().Add(c.opts.Total); deadline.IsZero() || t.Before(deadline) {
+			return t
+		}
+	}
+	return deadline
 }
 
 func (c *Client) headerDeadline(deadline time.Time) time.Time {

@@ -602,7 +602,7 @@ func (s *Server) appendResponse(b []byte, r *genRequest, id string, created int6
 		if r.chat {
 			b = append(b, `,"message":{"role":"assistant","content":`...)
 			b = appendJSONString(b, string(texts[i]))
-			b = append(b, `}`...)
+			b = append(b, `,"refusal":null}`...) // OpenAI's message always carries it
 		} else {
 			b = append(b, `,"text":`...)
 			b = appendJSONString(b, string(texts[i]))
