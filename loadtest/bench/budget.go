@@ -1,0 +1,183 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Check is one line of the budget comparison (DESIGN.md, "Performance budget").
+type Check struct {
+	Name     string
+	Budget   string
+	Measured string
+	// Status is "pass", "fail" or "n/a" (not measured, e.g. without nginx).
+	Status string
+}
+
+// Budget limits from DESIGN.md.
+const (
+	budgetAddedP50US     = 30.0  // switchyard added p50 <= nginx's + 30 us
+	budgetAddedTTFTUS    = 50.0  // streams: added TTFB p50 <= nginx's + 50 us
+	budgetCPURatio       = 1.5   // CPU per request <= 1.5x nginx's
+	budgetThroughputFrac = 0.8   // closed-loop throughput >= 0.8x nginx's
+	budgetIdleMiB        = 30.0  // idle RSS
+	budgetPeakMiB        = 60.0  // peak RSS under the open/closed load
+	budgetStreamsMiB     = 150.0 // 1,000 concurrent streams
+)
+
+// budgetRates are the rates the latency budget names; rates of the run that
+// are not among them are shown in the tables but not checked.
+var budgetRates = []float64{1000, 2000}
+
+func status(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "fail"
+}
+
+// added returns path's median minus direct's median at the same point, or
+// NaN when either is missing.
+func added(r *Results, scenario, path string, rate float64, f func(Agg) float64) float64 {
+	p, d := r.Find(scenario, path, "open", rate), r.Find(scenario, PathDirect, "open", rate)
+	if p == nil || d == nil || len(p.Samples) == 0 || len(d.Samples) == 0 {
+		return math.NaN()
+	}
+	return f(p.Agg()) - f(d.Agg())
+}
+
+// BudgetChecks compares the results with DESIGN.md's budget.
+func BudgetChecks(r *Results) []Check {
+	var out []Check
+	haveNginx := r.Nginx != ""
+	na := func(name, budget, why string) {
+		out = append(out, Check{Name: name, Budget: budget, Measured: why, Status: "n/a"})
+	}
+	p50 := func(a Agg) float64 { return a.P50 }
+	p99 := func(a Agg) float64 { return a.P99 }
+	ttft := func(a Agg) float64 { return a.TTFTP50 }
+	rel := []struct {
+		scenario, what string
+		f              func(Agg) float64
+		slack          float64
+		budget         string
+	}{
+		{ScenarioChat, "added p50", p50, budgetAddedP50US, "<= nginx + 30 µs"},
+		{ScenarioChat, "added p99", p99, 0, "<= nginx"},
+		{ScenarioStream, "added TTFT p50", ttft, budgetAddedTTFTUS, "<= nginx + 50 µs"},
+	}
+	for _, c := range rel {
+		for _, rate := range budgetRates {
+			if !slices.Contains(r.Settings.Rates, rate) {
+				continue
+			}
+			name := fmt.Sprintf("%s, %s at %g req/s", c.scenario, c.what, rate)
+			if !haveNginx {
+				na(name, c.budget, "no nginx in this run")
+				continue
+			}
+			sy, ng := added(r, c.scenario, PathSwitchyard, rate, c.f), added(r, c.scenario, PathNginx, rate, c.f)
+			if math.IsNaN(sy) || math.IsNaN(ng) {
+				na(name, c.budget, "not measured")
+				continue
+			}
+			limit := ng + c.slack
+			out = append(out, Check{
+				Name:     name,
+				Budget:   c.budget,
+				Measured: fmt.Sprintf("switchyard %+.0f µs, nginx %+.0f µs: %s", sy, ng, margin(sy-limit, "µs")),
+				Status:   status(sy <= limit),
+			})
+		}
+	}
+
+	// CPU per request: at 1k req/s (or the run's first rate) and closed loop.
+	cpuRate := r.Settings.Rates[0]
+	if slices.Contains(r.Settings.Rates, 1000) {
+		cpuRate = 1000
+	}
+	for _, c := range []struct {
+		name string
+		mode string
+		rate float64
+	}{
+		{fmt.Sprintf("CPU per request, chat at %g req/s", cpuRate), "open", cpuRate},
+		{"CPU per request, chat closed loop", "closed", 0},
+	} {
+		if !haveNginx {
+			na(c.name, "<= 1.5x nginx", "no nginx in this run")
+			continue
+		}
+		sp, np := r.Find(ScenarioChat, PathSwitchyard, c.mode, c.rate), r.Find(ScenarioChat, PathNginx, c.mode, c.rate)
+		if sp == nil || np == nil || np.Agg().ProxyCPU <= 0 {
+			na(c.name, "<= 1.5x nginx", "not measured")
+			continue
+		}
+		s, n := sp.Agg().ProxyCPU, np.Agg().ProxyCPU
+		out = append(out, Check{
+			Name:     c.name,
+			Budget:   "<= 1.5x nginx",
+			Measured: fmt.Sprintf("%.0f µs vs %.0f µs = %.2fx", s, n, s/n),
+			Status:   status(s <= budgetCPURatio*n),
+		})
+	}
+	for _, sc := range []string{ScenarioChat, ScenarioStream} {
+		name := fmt.Sprintf("throughput, %s closed loop (%d conns)", sc, r.Settings.Concurrency)
+		if !haveNginx {
+			na(name, ">= 0.8x nginx", "no nginx in this run")
+			continue
+		}
+		sp, np := r.Find(sc, PathSwitchyard, "closed", 0), r.Find(sc, PathNginx, "closed", 0)
+		if sp == nil || np == nil || np.Agg().Throughput <= 0 {
+			na(name, ">= 0.8x nginx", "not measured")
+			continue
+		}
+		s, n := sp.Agg().Throughput, np.Agg().Throughput
+		out = append(out, Check{
+			Name:     name,
+			Budget:   ">= 0.8x nginx",
+			Measured: fmt.Sprintf("%.0f vs %.0f req/s = %.2fx", s, n, s/n),
+			Status:   status(s >= budgetThroughputFrac*n),
+		})
+	}
+
+	mib := func(kb uint64) float64 { return float64(kb) / 1024 }
+	m := r.Memory
+	mem := []struct {
+		name  string
+		kb    uint64
+		limit float64
+	}{
+		{"RSS idle", m.IdleKB, budgetIdleMiB},
+		{"RSS peak under the load above (VmHWM)", m.PeakKB, budgetPeakMiB},
+		{fmt.Sprintf("RSS with %d concurrent streams", m.Streams), m.StreamsRSSKB, budgetStreamsMiB},
+	}
+	for _, c := range mem {
+		budget := fmt.Sprintf("<= %.0f MiB", c.limit)
+		if c.kb == 0 {
+			na(c.name, budget, "not measured")
+			continue
+		}
+		v := mib(c.kb)
+		out = append(out, Check{
+			Name:     c.name,
+			Budget:   budget,
+			Measured: fmt.Sprintf("%.1f MiB: %s", v, margin(v-c.limit, "MiB")),
+			Status:   status(v <= c.limit),
+		})
+	}
+	return out
+}
+
+// margin describes over (the measured value minus the limit) in words.
+func margin(over float64, unit string) string {
+	prec := 0
+	if unit == "MiB" {
+		prec = 1
+	}
+	if over > 0 {
+		return fmt.Sprintf("%.*f %s over", prec, over, unit)
+	}
+	return fmt.Sprintf("%.*f %s to spare", prec, -over, unit)
+}

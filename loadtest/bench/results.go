@@ -1,0 +1,202 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// Paths: where the load generator sends its requests.
+const (
+	PathDirect     = "direct"     // the simulator itself
+	PathSwitchyard = "switchyard" // the gateway with a pass-through config
+	PathNginx      = "nginx"      // nginx as a plain reverse proxy
+)
+
+// Scenarios, as loadtest names them.
+const (
+	ScenarioChat   = "chat"
+	ScenarioStream = "stream"
+)
+
+// Sample is one measured run of one point. Latencies are in microseconds.
+type Sample struct {
+	P50US     float64 `json:"p50_us"`
+	P99US     float64 `json:"p99_us"`
+	TTFTP50US float64 `json:"ttft_p50_us,omitempty"`
+	TTFTP99US float64 `json:"ttft_p99_us,omitempty"`
+	// Throughput is successes completed within the measured window per second.
+	Throughput float64 `json:"throughput"`
+	Requests   int64   `json:"requests"`
+	Errors     int64   `json:"errors"`
+	// ErrorKinds counts failures by loadtest's reason.
+	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
+	// ProxyCPUUS is the proxy's CPU time (utime+stime, all its processes)
+	// over the measured run divided by the requests sent; 0 for direct.
+	ProxyCPUUS float64 `json:"proxy_cpu_us_per_req"`
+	// UpstreamCPUUS is the same for the simulator.
+	UpstreamCPUUS float64 `json:"upstream_cpu_us_per_req"`
+}
+
+// Point is one (scenario, path, load) cell and its repeated samples.
+type Point struct {
+	Scenario    string   `json:"scenario"`
+	Path        string   `json:"path"`
+	Mode        string   `json:"mode"` // open or closed
+	Rate        float64  `json:"rate,omitempty"`
+	Concurrency int      `json:"concurrency,omitempty"`
+	Samples     []Sample `json:"samples"`
+}
+
+// Agg is the median over a Point's samples, with the range of the main
+// figures and the errors summed over all samples.
+type Agg struct {
+	N                     int
+	P50, P99              float64
+	P50Min, P50Max        float64
+	P99Min, P99Max        float64
+	TTFTP50, TTFTP99      float64
+	Throughput            float64
+	ThroughputMin, ThrMax float64
+	ProxyCPU, UpstreamCPU float64
+	CPUMin, CPUMax        float64
+	Requests, Errors      int64
+	ErrorKinds            map[string]int64
+}
+
+// Median returns the median of xs (the mean of the two middle values for an
+// even count), or NaN for none. xs is not modified.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Agg aggregates the point's samples.
+func (p *Point) Agg() Agg {
+	a := Agg{N: len(p.Samples)}
+	col := func(f func(Sample) float64) (med, lo, hi float64) {
+		xs := make([]float64, len(p.Samples))
+		for i, s := range p.Samples {
+			xs[i] = f(s)
+		}
+		if len(xs) == 0 {
+			return math.NaN(), math.NaN(), math.NaN()
+		}
+		return Median(xs), slices.Min(xs), slices.Max(xs)
+	}
+	a.P50, a.P50Min, a.P50Max = col(func(s Sample) float64 { return s.P50US })
+	a.P99, a.P99Min, a.P99Max = col(func(s Sample) float64 { return s.P99US })
+	a.TTFTP50, _, _ = col(func(s Sample) float64 { return s.TTFTP50US })
+	a.TTFTP99, _, _ = col(func(s Sample) float64 { return s.TTFTP99US })
+	a.Throughput, a.ThroughputMin, a.ThrMax = col(func(s Sample) float64 { return s.Throughput })
+	a.ProxyCPU, a.CPUMin, a.CPUMax = col(func(s Sample) float64 { return s.ProxyCPUUS })
+	a.UpstreamCPU, _, _ = col(func(s Sample) float64 { return s.UpstreamCPUUS })
+	for _, s := range p.Samples {
+		a.Requests += s.Requests
+		a.Errors += s.Errors
+		for k, v := range s.ErrorKinds {
+			if a.ErrorKinds == nil {
+				a.ErrorKinds = make(map[string]int64)
+			}
+			a.ErrorKinds[k] += v
+		}
+	}
+	return a
+}
+
+// Memory holds the resident-memory figures, in KiB.
+type Memory struct {
+	// IdleKB is the gateway's VmRSS after start and one readiness request.
+	IdleKB uint64 `json:"idle_kb"`
+	// PeakKB is the gateway's VmHWM after every open- and closed-loop run.
+	PeakKB uint64 `json:"peak_kb"`
+	// Streams is the number of concurrent streams opened through a fresh
+	// gateway; StreamsIdleKB its VmRSS before them, StreamsRSSKB the largest
+	// VmRSS sampled while they were open and StreamsHWMKB its VmHWM after.
+	Streams           int              `json:"streams"`
+	StreamLen         string           `json:"stream_len"`
+	StreamsIdleKB     uint64           `json:"streams_idle_kb"`
+	StreamsRSSKB      uint64           `json:"streams_rss_kb"`
+	StreamsHWMKB      uint64           `json:"streams_hwm_kb"`
+	StreamsOK         int64            `json:"streams_ok"`
+	StreamsErrors     int64            `json:"streams_errors"`
+	StreamsTTFTMax    float64          `json:"streams_ttft_max_ms"`
+	StreamsErrorKinds map[string]int64 `json:"streams_error_kinds,omitempty"`
+	// NginxIdleKB and NginxPeakKB are nginx's master plus worker VmRSS
+	// before the load and VmHWM after it; 0 without nginx.
+	NginxIdleKB uint64 `json:"nginx_idle_kb,omitempty"`
+	NginxPeakKB uint64 `json:"nginx_peak_kb,omitempty"`
+}
+
+// Settings are the run's parameters.
+type Settings struct {
+	Rates          []float64     `json:"rates"`
+	Duration       time.Duration `json:"duration"`
+	Warmup         time.Duration `json:"warmup"`
+	ClosedDuration time.Duration `json:"closed_duration"`
+	Repeats        int           `json:"repeats"`
+	Concurrency    int           `json:"concurrency"`
+	PromptTokens   int           `json:"prompt_tokens"`
+	OutputTokens   int           `json:"output_tokens"`
+	StreamTokens   int           `json:"stream_tokens"`
+}
+
+// Results is everything one harness run produced.
+type Results struct {
+	Date       time.Time     `json:"date"`
+	Command    string        `json:"command"`
+	NProc      int           `json:"nproc"`
+	CPUModel   string        `json:"cpu_model"`
+	GoVersion  string        `json:"go_version"`
+	Kernel     string        `json:"kernel"`
+	Pinning    string        `json:"pinning"`
+	LoadBefore string        `json:"loadavg_before"`
+	LoadAfter  string        `json:"loadavg_after"`
+	Elapsed    time.Duration `json:"elapsed"`
+	// Nginx is nginx's version, or empty when it was not run; NginxNote says why.
+	Nginx     string   `json:"nginx,omitempty"`
+	NginxNote string   `json:"nginx_note,omitempty"`
+	Settings  Settings `json:"settings"`
+	Points    []*Point `json:"points"`
+	Memory    Memory   `json:"memory"`
+	// Notes are extra remarks printed at the end (gateway errors, noise).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Find returns the point with these keys, or nil. rate is ignored for the
+// closed loop.
+func (r *Results) Find(scenario, path, mode string, rate float64) *Point {
+	for _, p := range r.Points {
+		if p.Scenario == scenario && p.Path == path && p.Mode == mode && (mode == "closed" || p.Rate == rate) {
+			return p
+		}
+	}
+	return nil
+}
+
+// point returns the point with these keys, adding it when missing.
+func (r *Results) point(scenario, path, mode string, rate float64, conc int) *Point {
+	if p := r.Find(scenario, path, mode, rate); p != nil {
+		return p
+	}
+	p := &Point{Scenario: scenario, Path: path, Mode: mode, Rate: rate, Concurrency: conc}
+	r.Points = append(r.Points, p)
+	return p
+}
+
+// Paths returns the paths measured, in display order.
+func (r *Results) Paths() []string {
+	paths := []string{PathDirect, PathSwitchyard}
+	if r.Nginx != "" {
+		paths = append(paths, PathNginx)
+	}
+	return paths
+}
