@@ -10,6 +10,7 @@ import (
 
 	"switchyard/backends"
 	"switchyard/internal/jsonscan"
+	"switchyard/internal/sse"
 	"switchyard/router"
 )
 
@@ -47,9 +48,8 @@ type Header struct{ Key, Value string }
 // the exchange (copied out of the fasthttp RequestCtx), so an exchange
 // outlives its handler while a stream is relayed.
 type Exchange struct {
-	// Ctx is cancelled when the exchange ends, the client goes away
-	// mid-stream, or the total timeout passes.
-	Ctx    context.Context
+	// ctx is made on first use by Context; cancel ends it with the exchange.
+	ctx    context.Context
 	cancel context.CancelFunc
 
 	Op        Op
@@ -94,6 +94,7 @@ type Exchange struct {
 	gen       *Generation
 	srv       *Server
 	upBody    []byte
+	events    *sse.Reader // kept across pooling: its buffer is reused
 	reqHeader *fasthttp.RequestHeader // valid only while the handler runs
 	observers []StreamObserver
 	upReq     *fasthttp.Request
@@ -149,7 +150,11 @@ func releaseExchange(x *Exchange) {
 		observers:             x.observers[:0],
 		tmp:                   trimBuf(x.tmp),
 		upBody:                trimBuf(x.upBody),
+		events:                x.events,
 		writeFn:               x.writeFn,
+	}
+	if x.events != nil {
+		x.events.Reset(nil)
 	}
 	exchangePool.Put(x)
 }
@@ -159,6 +164,17 @@ func trimBuf(b []byte) []byte {
 		return nil
 	}
 	return b[:0]
+}
+
+// Context returns the exchange's context, for the calls a stage makes on its
+// behalf (a policy evaluation, a limiter wait, a lookup). It is cancelled
+// when the exchange ends. It is made on first use, so exchanges that need
+// none pay nothing for it.
+func (x *Exchange) Context() context.Context {
+	if x.ctx == nil {
+		x.ctx, x.cancel = context.WithCancel(context.Background())
+	}
+	return x.ctx
 }
 
 // Header returns a request header of the client's request. It is valid only
@@ -206,7 +222,7 @@ func (x *Exchange) Respond(status int, contentType string, body []byte) {
 // NewExchange builds a standalone exchange over a copy of body, for testing
 // stages and for tools; the server itself takes exchanges from its pool.
 func NewExchange(op Op, body []byte) (*Exchange, error) {
-	x := &Exchange{Op: op, Start: time.Now(), Ctx: context.Background()}
+	x := &Exchange{Op: op, Start: time.Now()}
 	x.writeFn = x.writeStream
 	x.Body = append([]byte(nil), body...)
 	if err := jsonscan.Scan(x.Body, &x.Fields); err != nil {

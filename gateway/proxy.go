@@ -120,7 +120,7 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	resp := x.upResp
 	x.tries++
 	start := time.Now()
-	deadline, _ := x.Ctx.Deadline()
+	var deadline time.Time // the backend's own timeouts apply
 	var err error
 	if x.Fields.Stream {
 		x.stream, err = c.DoStream(req, resp, deadline)
@@ -251,8 +251,12 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 	srv := x.srv
 	m := srv.metrics
 	defer srv.finish(x)
-	body := x.upResp.BodyStream()
-	r := sse.NewReader(body, maxStreamEvent)
+	if x.events == nil {
+		x.events = sse.NewReader(x.upResp.BodyStream(), maxStreamEvent)
+	} else {
+		x.events.Reset(x.upResp.BodyStream())
+	}
+	r := x.events
 	first := true
 	var last time.Time
 	for {

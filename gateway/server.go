@@ -269,9 +269,6 @@ func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
 	gen.acquire()
 	x := acquireExchange()
 	x.srv, x.gen, x.Op, x.Start = s, gen, op, time.Now()
-	// Not derived from s.ctx: a child of a shared parent would take the
-	// parent's lock on every request. Shutdown drains exchanges instead.
-	x.Ctx, x.cancel = context.WithCancel(context.Background())
 	x.reqHeader = &ctx.Request.Header
 	s.setRequestID(ctx, x)
 
