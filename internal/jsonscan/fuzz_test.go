@@ -193,3 +193,19 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 	ya, _ := json.Marshal(y)
 	return bytes.Equal(xa, ya)
 }
+
+func FuzzAppendString(f *testing.F) {
+	for _, seed := range []string{"", "plain", "quote\" back\\ nl\n tab\t ctl\x01", "日本\u2028", "\xff\xfe"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := AppendString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("invalid JSON %s for %q: %v", b, s, err)
+		}
+		if utf8.ValidString(s) && got != s {
+			t.Fatalf("round trip %q -> %s -> %q", s, b, got)
+		}
+	})
+}
