@@ -154,21 +154,26 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	}
 
 	// Chains, once per generation.
+	// Every stage error is reported, not just the first.
 	terminal := &proxy{gen: g, metrics: o.Metrics}
-	for ri, r := range cfg.Routes {
+	var stageErrs []error
+	for _, r := range cfg.Routes {
 		var stages []Stage
 		for _, ref := range r.Chain {
 			st, err := o.Registry.build(file, ref, &Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path})
 			if err != nil {
-				return nil, err
+				stageErrs = append(stageErrs, err)
+				continue
 			}
 			stages = append(stages, st)
 			if c, ok := st.(Closer); ok {
 				g.closers = append(g.closers, c)
 			}
 		}
-		_ = ri
 		g.chains = append(g.chains, compileChain(stages, terminal))
+	}
+	if len(stageErrs) > 0 {
+		return nil, errors.Join(stageErrs...)
 	}
 	g.models = appendModelList(nil, g.poolName, nil, g.Built.Unix())
 	if o.StartSims {

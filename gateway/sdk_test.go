@@ -208,6 +208,19 @@ func TestSDKCompletionsEmbeddingsModels(t *testing.T) {
 		t.Errorf("models list = %s (%v)", raw, err)
 	}
 	spectest.Check(t, "ListModelsResponse", raw)
+
+	m, err := c.Models.Get(ctx, "sim-embed", option.WithResponseBodyInto(&raw))
+	if err != nil {
+		t.Fatalf("model retrieve: %v", err)
+	}
+	_ = m
+	spectest.Check(t, "Model", raw)
+	if !strings.Contains(string(raw), `"id":"sim-embed"`) {
+		t.Errorf("retrieved model %s", raw)
+	}
+	if _, err := c.Models.Get(ctx, "no-such-model"); apiError(t, err).StatusCode != 404 {
+		t.Errorf("unknown model retrieve: %v", err)
+	}
 }
 
 func TestStreamObserversTransformEvents(t *testing.T) {

@@ -254,9 +254,36 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; version=0.0.4")
 		s.metrics.write(ctx)
 	default:
+		if p := ctx.Path(); bytes.HasPrefix(p, []byte("/v1/models/")) {
+			s.serveModel(ctx, p[len("/v1/models/"):])
+			return
+		}
 		writeError(ctx, &Error{Status: fasthttp.StatusNotFound, Code: CodeInvalidRequest,
 			Message: "unknown path " + string(ctx.Path())})
 	}
+}
+
+// serveModel answers GET /v1/models/{model} (model names may contain '/').
+func (s *Server) serveModel(ctx *fasthttp.RequestCtx, name []byte) {
+	gen := s.gen.Load()
+	var p *Principal
+	if gen.keys != nil {
+		var err error
+		if p, err = gen.principal(ctx); err != nil {
+			writeError(ctx, asError(err))
+			return
+		}
+	}
+	if gen.Router.Pool(name) == nil || (p != nil && !p.allows(name)) {
+		writeError(ctx, &Error{Status: fasthttp.StatusNotFound, Code: CodeNotFound, Param: "model",
+			Message: "the model " + strconv.Quote(string(name)) + " does not exist"})
+		return
+	}
+	b := appendModelList(nil, []string{string(name)}, nil, gen.Built.Unix())
+	// Unwrap the one-element list into the model object.
+	b = b[len(`{"object":"list","data":[`) : len(b)-2]
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
 }
 
 func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {

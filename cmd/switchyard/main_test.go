@@ -87,10 +87,14 @@ routes:
   - name: r
     chain:
       - defaults: {max_tokenz: 3}
+      - nosuchstage
+      - headers: {upstream: {set: {host: x}}}
 `), 0o600)
 	out, err = command(t, context.Background(), "validate", "--config", path).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "bad.yaml:6:") || !strings.Contains(string(out), "max_tokenz") {
-		t.Errorf("stage option error: %v\n%s", err, out)
+	for _, want := range []string{"bad.yaml:6:", "max_tokenz", "bad.yaml:7:", `unknown stage kind "nosuchstage"`, "bad.yaml:8:", "managed by the gateway"} {
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("stage errors lack %q: %v\n%s", want, err, out)
+		}
 	}
 }
 
