@@ -94,7 +94,7 @@ type Exchange struct {
 	gen       *Generation
 	srv       *Server
 	upBody    []byte
-	events    *sse.Reader // kept across pooling: its buffer is reused
+	events    *sse.Reader             // kept across pooling: its buffer is reused
 	reqHeader *fasthttp.RequestHeader // valid only while the handler runs
 	observers []StreamObserver
 	upReq     *fasthttp.Request

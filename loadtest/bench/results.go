@@ -36,6 +36,11 @@ type Sample struct {
 	ProxyCPUUS float64 `json:"proxy_cpu_us_per_req"`
 	// UpstreamCPUUS is the same for the simulator.
 	UpstreamCPUUS float64 `json:"upstream_cpu_us_per_req"`
+	// ProxyBusy is the proxy's CPU time over the measured run's wall time
+	// (1 = one CPU fully busy); LoadBusy the same for the simulator plus the
+	// load generator, which share one CPU when pinned.
+	ProxyBusy float64 `json:"proxy_busy"`
+	LoadBusy  float64 `json:"load_busy"`
 }
 
 // Point is one (scenario, path, load) cell and its repeated samples.
@@ -59,6 +64,7 @@ type Agg struct {
 	Throughput            float64
 	ThroughputMin, ThrMax float64
 	ProxyCPU, UpstreamCPU float64
+	ProxyBusy, LoadBusy   float64
 	CPUMin, CPUMax        float64
 	Requests, Errors      int64
 	ErrorKinds            map[string]int64
@@ -99,6 +105,8 @@ func (p *Point) Agg() Agg {
 	a.Throughput, a.ThroughputMin, a.ThrMax = col(func(s Sample) float64 { return s.Throughput })
 	a.ProxyCPU, a.CPUMin, a.CPUMax = col(func(s Sample) float64 { return s.ProxyCPUUS })
 	a.UpstreamCPU, _, _ = col(func(s Sample) float64 { return s.UpstreamCPUUS })
+	a.ProxyBusy, _, _ = col(func(s Sample) float64 { return s.ProxyBusy })
+	a.LoadBusy, _, _ = col(func(s Sample) float64 { return s.LoadBusy })
 	for _, s := range p.Samples {
 		a.Requests += s.Requests
 		a.Errors += s.Errors
