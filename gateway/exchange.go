@@ -103,6 +103,7 @@ type Exchange struct {
 	upStart   time.Time
 	upDur     time.Duration // time spent waiting on upstreams
 	target    *router.Target
+	slot      *router.Upstream // concurrency slot held by a relayed stream
 	rreq      router.Request
 	meta      jsonscan.MetadataView
 	tmp       []byte

@@ -128,9 +128,22 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 		}
 	}
 	waitFor(t, "the upstream to be generating", 2*time.Second, func() bool { return simRunning(t, simURL) == 1 })
+	// A relayed stream holds its backend's concurrency slot until it ends.
+	inflight := func() string {
+		_, m := get(t, g.url+"/metrics")
+		i := strings.Index(m, `switchyard_backend_inflight{backend="primary"} `)
+		if i < 0 {
+			return "missing"
+		}
+		return strings.Fields(m[i:])[1]
+	}
+	if got := inflight(); got != "1" {
+		t.Errorf("in flight on the backend during the stream = %s, want 1", got)
+	}
 	conn.Close()
 	// 5000 tokens at 20ms would run 100s; the upstream must stop at once.
 	waitFor(t, "the upstream request to be cancelled", 3*time.Second, func() bool { return simRunning(t, simURL) == 0 })
+	waitFor(t, "the stream's slot to be released", 3*time.Second, func() bool { return inflight() == "0" })
 }
 
 // TestReloadUnderLoad rewrites and reloads the config again and again while

@@ -52,9 +52,14 @@ func (p *proxy) Handle(x *Exchange) error {
 				}
 				break
 			}
-			// Pick holds a concurrency slot on t's upstream for this attempt.
+			// Pick holds a concurrency slot on t's upstream for this
+			// attempt; a stream keeps it until its last event.
 			err := p.attempt(x, t)
-			t.Upstream.Release()
+			if err == nil && x.Streaming {
+				x.slot = t.Upstream
+			} else {
+				t.Upstream.Release()
+			}
 			if err == nil {
 				t.Upstream.ReportSuccess()
 				return nil
@@ -63,7 +68,9 @@ func (p *proxy) Handle(x *Exchange) error {
 				t.Upstream.ReportSuccess() // the upstream answered; the fault is the request's
 				return err.e
 			}
-			t.Upstream.ReportFailure(time.Now())
+			if err.unhealthy {
+				t.Upstream.ReportFailure(time.Now())
+			}
 			last = err.e
 			avoid = t
 		}
@@ -92,6 +99,9 @@ func nextFallback(p *router.Pool, i int) *router.Pool {
 type attemptError struct {
 	e     *Error
 	retry bool
+	// unhealthy counts the failure against the upstream's health (not for
+	// a 429: a busy server is not a broken one).
+	unhealthy bool
 }
 
 // attempt sends one try to target t. A nil result means the exchange holds a
@@ -140,7 +150,7 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 			_ = resp.CloseBodyStream()
 		}
 		p.metrics.upstreamResult(x, sc)
-		return &attemptError{e: e, retry: true}
+		return &attemptError{e: e, retry: true, unhealthy: sc != fasthttp.StatusTooManyRequests}
 	}
 	p.metrics.upstreamResult(x, sc)
 	x.Status = sc
@@ -154,7 +164,7 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 		b, rerr := readAllLimited(resp.BodyStream(), 1<<20)
 		_ = resp.CloseBodyStream()
 		if rerr != nil {
-			return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "reading the error answer of backend " + c.Name(), Err: rerr}, retry: true}
+			return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "reading the error answer of backend " + c.Name(), Err: rerr}, retry: true, unhealthy: true}
 		}
 		x.RespBody = append(x.RespBody[:0], b...)
 		return nil
@@ -170,9 +180,9 @@ func (p *proxy) transportError(x *Exchange, c *backends.Client, err error) *atte
 	p.metrics.upstreamResult(x, 0)
 	switch {
 	case errors.Is(err, backends.ErrFirstByteTimeout):
-		return &attemptError{e: &Error{Status: fasthttp.StatusGatewayTimeout, Code: CodeUpstreamTimeout, Message: "backend " + c.Name() + " did not answer in time", Err: err}, retry: true}
+		return &attemptError{e: &Error{Status: fasthttp.StatusGatewayTimeout, Code: CodeUpstreamTimeout, Message: "backend " + c.Name() + " did not answer in time", Err: err}, retry: true, unhealthy: true}
 	default:
-		return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "calling backend " + c.Name(), Err: err}, retry: true}
+		return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "calling backend " + c.Name(), Err: err}, retry: true, unhealthy: true}
 	}
 }
 

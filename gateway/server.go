@@ -458,6 +458,9 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, x *Exchange, err error) {
 
 // finish records the exchange's outcome and releases it.
 func (s *Server) finish(x *Exchange) {
+	if x.slot != nil {
+		x.slot.Release()
+	}
 	s.metrics.request(x)
 	if x.gen.Config.Log.Requests {
 		s.log.Info("request", "request_id", string(x.RequestID), "op", x.Op.String(), "model", string(x.RequestModel),
