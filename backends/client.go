@@ -1,24 +1,26 @@
 // Package backends holds the upstream clients of the gateway: pooled
 // keep-alive connections to OpenAI-compatible model servers, the timeouts of
-// a call (connect, time to first byte, idle gap between stream events, total)
-// and active health checks. Decisions (which target, retry or not) belong to
-// package router; this package only does the I/O.
+// a call (connect, time to first byte, idle gap between stream events, total),
+// cancellation of a call from another goroutine, and active health checks.
+// Decisions (which target, retry or not) belong to package router; this
+// package only does the I/O.
 package backends
 
 import (
-	"context"
+	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
+	"io"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"switchyard/router"
 )
 
 // Options configure one upstream client.
@@ -26,32 +28,39 @@ type Options struct {
 	Name           string
 	URL            string // base URL, e.g. http://10.0.0.5:8000 (a trailing /v1 is accepted)
 	APIKey         string // sent as "Authorization: Bearer" when set
-	MaxConns       int
-	ConnectTimeout time.Duration
+	MaxConns       int           // most open connections (default 1024)
+	ConnectTimeout time.Duration // dialling, TLS included (default 2s)
 	FirstByte      time.Duration // until the response headers arrive
 	Idle           time.Duration // longest gap between two reads of a streamed body
 	Total          time.Duration // whole call, stream included
-	MaxRespBody    int           // cap on a buffered (non-streamed) response body
+	MaxRespBody    int           // cap on a buffered (non-streamed) response body (default 64 MiB)
+	MaxIdle        time.Duration // idle connections older than this are closed (default 60s)
 }
 
-// Client calls one upstream server. It is safe for concurrent use.
+// Errors of a call. Each is wrapped with the backend's name.
+var (
+	// ErrConnect: no connection could be made; nothing was sent.
+	ErrConnect = errors.New("connecting to upstream")
+	// ErrFirstByteTimeout: no response header arrived in time.
+	ErrFirstByteTimeout = errors.New("upstream sent no response before the first-byte timeout")
+	// ErrCanceled: the call was cancelled (the client went away).
+	ErrCanceled = errors.New("upstream call cancelled")
+	// ErrNoFreeConns: the backend's connection limit is reached.
+	ErrNoFreeConns = errors.New("no free connection to the upstream (max_conns reached)")
+)
+
+// Client calls one upstream server over its own pool of keep-alive
+// connections. It is safe for concurrent use.
 type Client struct {
-	opts     Options
-	hc       *fasthttp.HostClient
-	hcStream *fasthttp.HostClient
-	scheme   string
-	host     string
-	prefix   string // path prefix before /v1/...
-	auth     []byte // "Bearer <key>" or nil
+	opts   Options
+	scheme string
+	host   string // as written in the URL, for the Host header
+	prefix string // path prefix before /v1/...
+	auth   []byte // "Bearer <key>" or nil
+	pool   pool
 }
 
-// ErrConnect marks errors of establishing a connection (nothing was sent).
-var ErrConnect = errors.New("connecting to upstream")
-
-// ErrFirstByteTimeout is returned when no response header arrived in time.
-var ErrFirstByteTimeout = errors.New("upstream sent no response before the first-byte timeout")
-
-// New builds a client for o.URL.
+// New builds a client for o.URL. It dials nothing until the first call.
 func New(o Options) (*Client, error) {
 	u, err := url.Parse(o.URL)
 	if err != nil {
@@ -63,16 +72,14 @@ func New(o Options) (*Client, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("backend %q: url %q has no host", o.Name, o.URL)
 	}
-	host := u.Host
+	addr := u.Host
 	if u.Port() == "" {
 		if u.Scheme == "https" {
-			host += ":443"
+			addr = net.JoinHostPort(u.Hostname(), "443")
 		} else {
-			host += ":80"
+			addr = net.JoinHostPort(u.Hostname(), "80")
 		}
 	}
-	prefix := strings.TrimSuffix(u.Path, "/")
-	prefix = strings.TrimSuffix(prefix, "/v1")
 	if o.MaxConns <= 0 {
 		o.MaxConns = 1024
 	}
@@ -82,35 +89,38 @@ func New(o Options) (*Client, error) {
 	if o.MaxRespBody <= 0 {
 		o.MaxRespBody = 64 << 20
 	}
+	if o.MaxIdle <= 0 {
+		o.MaxIdle = 60 * time.Second
+	}
+	prefix := strings.TrimSuffix(u.Path, "/")
+	prefix = strings.TrimSuffix(prefix, "/v1")
 	c := &Client{opts: o, scheme: u.Scheme, host: u.Host, prefix: prefix}
 	if o.APIKey != "" {
 		c.auth = []byte("Bearer " + o.APIKey)
 	}
-	dial := func(addr string) (net.Conn, error) {
-		conn, err := fasthttp.DialTimeout(addr, o.ConnectTimeout)
+	var tlsCfg *tls.Config
+	if u.Scheme == "https" {
+		tlsCfg = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	}
+	c.pool = pool{max: o.MaxConns, maxIdle: o.MaxIdle, dial: func() (net.Conn, error) {
+		conn, err := net.DialTimeout("tcp", addr, o.ConnectTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("%w %s (%s): %v", ErrConnect, o.Name, addr, err)
 		}
-		return newTrackedConn(conn), nil
-	}
-	mk := func(stream bool) *fasthttp.HostClient {
-		return &fasthttp.HostClient{
-			Addr:                          host,
-			Name:                          "switchyard",
-			IsTLS:                         u.Scheme == "https",
-			Dial:                          dial,
-			MaxConns:                      o.MaxConns,
-			MaxIdleConnDuration:           90 * time.Second,
-			MaxResponseBodySize:           o.MaxRespBody,
-			StreamResponseBody:            stream,
-			DisableHeaderNamesNormalizing: false,
-			NoDefaultUserAgentHeader:      true,
-			MaxConnWaitTimeout:            o.ConnectTimeout,
-			RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
 		}
-	}
-	c.hc = mk(false)
-	c.hcStream = mk(true)
+		if tlsCfg == nil {
+			return conn, nil
+		}
+		tc := tls.Client(conn, tlsCfg)
+		_ = tc.SetDeadline(time.Now().Add(o.ConnectTimeout))
+		if err := tc.Handshake(); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("%w %s (%s): TLS handshake: %v", ErrConnect, o.Name, addr, err)
+		}
+		return tc, nil
+	}}
 	return c, nil
 }
 
@@ -119,6 +129,10 @@ func (c *Client) Name() string { return c.opts.Name }
 
 // Options returns the options the client was built with.
 func (c *Client) Options() Options { return c.opts }
+
+// Close closes the idle connections; calls in flight finish, and their
+// connections are closed when they end.
+func (c *Client) Close() { c.pool.close() }
 
 // PrepareRequest sets the method, URI, host and authorization of req for a
 // call of path (e.g. "/v1/chat/completions") on this upstream.
@@ -140,189 +154,278 @@ func (c *Client) PrepareRequest(req *fasthttp.Request, method, path string) {
 	}
 }
 
-// Do sends req and waits for the whole response, up to the first-byte
-// timeout (a non-streamed completion arrives all at once) and the total
-// deadline, whichever is first.
-func (c *Client) Do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
-	d := c.headerDeadline(c.totalDeadline(deadline))
-	err := c.hc.DoDeadline(req, resp, d)
-	return c.classify(err)
+// Call is the handle of one upstream call. Cancel may be called from any
+// goroutine, at any time; it breaks the call's connection, which stops the
+// upstream's work. Reset it before reusing it for another call.
+type Call struct {
+	pc       atomic.Pointer[pconn]
+	canceled atomic.Bool
 }
 
-// DoStream sends req and returns when the response headers have arrived; the
-// body is then read from resp.BodyStream(), and the caller must close it
-// with resp.CloseBodyStream (closing early drops the connection, which
-// cancels the upstream's work). Use Stream.Extend to move the read deadline
-// forward as events arrive.
-func (c *Client) DoStream(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (Stream, error) {
-	deadline = c.totalDeadline(deadline)
-	if err := c.hcStream.DoDeadline(req, resp, c.headerDeadline(deadline)); err != nil {
-		return Stream{}, c.classify(err)
+// Cancel ends the call: a blocked read or write returns at once.
+func (k *Call) Cancel() {
+	if k.canceled.CompareAndSwap(false, true) {
+		if pc := k.pc.Load(); pc != nil {
+			_ = pc.SetDeadline(aLongTimeAgo)
+		}
 	}
-	s := Stream{idle: c.opts.Idle, deadline: deadline}
-	if ta, ok := resp.LocalAddr().(*trackedAddr); ok {
-		s.conn = ta.conn
+}
+
+// Canceled reports whether Cancel was called.
+func (k *Call) Canceled() bool { return k.canceled.Load() }
+
+// Reset makes the call reusable.
+func (k *Call) Reset() {
+	k.pc.Store(nil)
+	k.canceled.Store(false)
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Do sends req and reads the whole response into resp. The response must
+// start before the first-byte timeout (a non-streamed completion arrives
+// all at once, so that bounds the generation) and end before the total
+// deadline.
+func (c *Client) Do(k *Call, req *fasthttp.Request, resp *fasthttp.Response) error {
+	start := time.Now()
+	resp.StreamBody = false
+	pc, err := c.roundTrip(k, req, resp, start)
+	if err != nil {
+		return err
+	}
+	c.done(k, pc, !resp.ConnectionClose())
+	return nil
+}
+
+// DoStream sends req and returns when the response headers have arrived;
+// the body is then read from resp.BodyStream(). Call Stream.Extend after
+// each event to move the idle deadline, and Stream.Close when done.
+func (c *Client) DoStream(k *Call, req *fasthttp.Request, resp *fasthttp.Response) (*Stream, error) {
+	start := time.Now()
+	resp.StreamBody = true
+	pc, err := c.roundTrip(k, req, resp, start)
+	if err != nil {
+		return nil, err
+	}
+	s := &pc.stream
+	*s = Stream{c: c, k: k, pc: pc, resp: resp, idle: c.opts.Idle}
+	if c.opts.Total > 0 {
+		s.deadline = start.Add(c.opts.Total)
 	}
 	s.Extend(time.Now())
 	return s, nil
 }
 
-// totalDeadline caps deadline (zero: none) by the backend's total timeout.
-func (c *Client) totalDeadline(deadline time.Time) time.Time {
-	if c.opts.Total > 0 {
-		if t := time.Now().Add(c.opts.Total); deadline.IsZero() || t.Before(deadline) {
-			return t
-		}
-	}
-	return deadline
-}
-
-func (c *Client) headerDeadline(deadline time.Time) time.Time {
+// roundTrip writes req and reads the response head (and, unless streaming,
+// the body). A reused connection that the server had closed is replaced
+// once: nothing was processed on it.
+func (c *Client) roundTrip(k *Call, req *fasthttp.Request, resp *fasthttp.Response, start time.Time) (*pconn, error) {
+	headerBy := start.Add(10 * time.Minute)
 	if c.opts.FirstByte > 0 {
-		if fb := time.Now().Add(c.opts.FirstByte); deadline.IsZero() || fb.Before(deadline) {
-			return fb
+		headerBy = start.Add(c.opts.FirstByte)
+	}
+	if c.opts.Total > 0 {
+		if t := start.Add(c.opts.Total); t.Before(headerBy) {
+			headerBy = t
 		}
 	}
-	if deadline.IsZero() {
-		return time.Now().Add(10 * time.Minute)
+	for attempt := 0; ; attempt++ {
+		if k.Canceled() {
+			return nil, fmt.Errorf("backend %s: %w", c.opts.Name, ErrCanceled)
+		}
+		pc, reused, err := c.pool.get()
+		if err != nil {
+			if errors.Is(err, ErrNoFreeConns) {
+				return nil, fmt.Errorf("backend %s: %w", c.opts.Name, err)
+			}
+			return nil, err
+		}
+		k.pc.Store(pc)
+		if k.Canceled() { // Cancel ran before the Store: honour it.
+			_ = pc.SetDeadline(aLongTimeAgo)
+		}
+		_ = pc.SetWriteDeadline(headerBy)
+		_ = pc.SetReadDeadline(headerBy)
+		err = req.Write(pc.bw)
+		if err == nil {
+			err = pc.bw.Flush()
+		}
+		if err == nil {
+			err = resp.ReadLimitBody(pc.br, c.opts.MaxRespBody)
+		}
+		if err == nil {
+			return pc, nil
+		}
+		c.done(k, pc, false)
+		if reused && attempt == 0 && !k.Canceled() && staleConn(err) {
+			continue
+		}
+		return nil, c.classify(k, err)
 	}
-	return deadline
 }
 
-func (c *Client) classify(err error) error {
-	if err == nil {
-		return nil
+// staleConn tells errors of a kept-alive connection that the server closed
+// while it was idle: nothing of the request was processed.
+func staleConn(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
 	}
-	if errors.Is(err, ErrConnect) {
-		return err
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
+}
+
+func (c *Client) classify(k *Call, err error) error {
+	if k.Canceled() {
+		return fmt.Errorf("backend %s: %w", c.opts.Name, ErrCanceled)
 	}
-	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) {
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("backend %s: %w", c.opts.Name, ErrFirstByteTimeout)
-	}
-	if errors.Is(err, fasthttp.ErrNoFreeConns) || errors.Is(err, fasthttp.ErrConnectionClosed) {
-		return fmt.Errorf("backend %s: %w", c.opts.Name, err)
 	}
 	return fmt.Errorf("backend %s: %w", c.opts.Name, err)
 }
 
-// Stream is the handle on a streamed response body's connection.
-type Stream struct {
-	conn     *trackedConn
-	idle     time.Duration
-	deadline time.Time
+// done ends the call's use of pc: back to the pool when keep is true and the
+// call was not cancelled, else closed.
+func (c *Client) done(k *Call, pc *pconn, keep bool) {
+	k.pc.Store(nil)
+	if keep && !k.Canceled() { // see Cancel: it sets canceled before it loads pc
+		c.pool.put(pc)
+	} else {
+		c.pool.discard(pc)
+	}
 }
 
-// Extend moves the read deadline of the stream's connection to now plus the
-// idle timeout (capped by the total deadline). Call it after each event.
-func (s Stream) Extend(now time.Time) {
-	if s.conn == nil {
-		return
+// Stream is a streamed response body in progress, on a connection of its
+// own until Close.
+type Stream struct {
+	c        *Client
+	k        *Call
+	pc       *pconn
+	resp     *fasthttp.Response
+	idle     time.Duration
+	deadline time.Time
+	eof      bool
+}
+
+// Read reads the body; io.EOF marks its clean end.
+func (s *Stream) Read(p []byte) (int, error) {
+	n, err := s.resp.BodyStream().Read(p)
+	if err == io.EOF {
+		s.eof = true
+	} else if err != nil && s.k.Canceled() {
+		err = fmt.Errorf("backend %s: %w", s.c.opts.Name, ErrCanceled)
 	}
+	return n, err
+}
+
+// Extend moves the read deadline to now plus the idle timeout, capped by
+// the total deadline.
+func (s *Stream) Extend(now time.Time) {
 	d := s.deadline
 	if s.idle > 0 {
 		if id := now.Add(s.idle); d.IsZero() || id.Before(d) {
 			d = id
 		}
 	}
-	_ = s.conn.Conn.SetReadDeadline(d)
-}
-
-// trackedConn wraps an upstream connection so that the gateway can reach the
-// connection of a streamed response (through Response.LocalAddr) and move its
-// read deadline as events arrive.
-type trackedConn struct {
-	net.Conn
-	addr trackedAddr
-}
-
-type trackedAddr struct {
-	net.Addr
-	conn *trackedConn
-}
-
-func newTrackedConn(c net.Conn) *trackedConn {
-	tc := &trackedConn{Conn: c}
-	tc.addr = trackedAddr{Addr: c.LocalAddr(), conn: tc}
-	return tc
-}
-
-func (c *trackedConn) LocalAddr() net.Addr { return &c.addr }
-
-// HealthChecker polls each upstream's health path and reports the result to
-// its router.Upstream. It owns one goroutine per checked upstream, stopped by
-// Close.
-type HealthChecker struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-// Check describes one active health check.
-type Check struct {
-	Client   *Client
-	Upstream *router.Upstream
-	Path     string
-	Interval time.Duration
-	Timeout  time.Duration
-}
-
-// StartHealthChecks starts the checks; a nil or empty list starts nothing.
-func StartHealthChecks(log *slog.Logger, checks []Check) *HealthChecker {
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &HealthChecker{cancel: cancel}
-	for _, ch := range checks {
-		h.wg.Add(1)
-		go func() {
-			defer h.wg.Done()
-			h.run(ctx, log, ch)
-		}()
-	}
-	return h
-}
-
-func (h *HealthChecker) run(ctx context.Context, log *slog.Logger, ch Check) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	last := true
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		ok, why := ch.Client.probe(ch.Path, ch.Timeout)
-		ch.Upstream.SetActiveHealth(ok)
-		if ok != last {
-			if ok {
-				log.Info("backend healthy again", "backend", ch.Client.Name())
-			} else {
-				log.Warn("backend failed its health check", "backend", ch.Client.Name(), "error", why)
-			}
-			last = ok
-		}
-		t.Reset(ch.Interval)
+	if !s.k.Canceled() {
+		_ = s.pc.SetReadDeadline(d)
 	}
 }
 
-// Close stops every check and waits for them to return.
-func (h *HealthChecker) Close() {
-	if h == nil {
+// Close ends the stream. A stream read to its end gives its connection back
+// to the pool; any other is closed, which stops the upstream's generation.
+func (s *Stream) Close() {
+	if s.pc == nil {
 		return
 	}
-	h.cancel()
-	h.wg.Wait()
+	_ = s.resp.CloseBodyStream()
+	s.c.done(s.k, s.pc, s.eof && !s.resp.ConnectionClose())
+	s.pc = nil
 }
 
-func (c *Client) probe(path string, timeout time.Duration) (bool, string) {
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	c.PrepareRequest(req, fasthttp.MethodGet, path)
-	if err := c.hc.DoTimeout(req, resp, timeout); err != nil {
-		return false, err.Error()
+// pconn is one upstream connection with its buffers.
+type pconn struct {
+	net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+	stream    Stream // reused by DoStream, so a stream allocates nothing
+}
+
+// pool keeps idle keep-alive connections, most recently used first. Idle
+// connections past maxIdle are closed when found; no goroutine runs.
+type pool struct {
+	dial    func() (net.Conn, error)
+	max     int
+	maxIdle time.Duration
+
+	mu     sync.Mutex
+	idle   []*pconn
+	open   int
+	closed bool
+}
+
+func (p *pool) get() (*pconn, bool, error) {
+	now := time.Now()
+	p.mu.Lock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		pc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if now.Sub(pc.idleSince) < p.maxIdle {
+			p.mu.Unlock()
+			return pc, true, nil
+		}
+		p.open--
+		p.mu.Unlock()
+		_ = pc.Close()
+		p.mu.Lock()
 	}
-	if sc := resp.StatusCode(); sc < 200 || sc > 299 {
-		return false, fmt.Sprintf("status %d", sc)
+	if p.max > 0 && p.open >= p.max {
+		p.mu.Unlock()
+		return nil, false, ErrNoFreeConns
 	}
-	return true, ""
+	p.open++
+	p.mu.Unlock()
+	conn, err := p.dial()
+	if err != nil {
+		p.mu.Lock()
+		p.open--
+		p.mu.Unlock()
+		return nil, false, err
+	}
+	return &pconn{Conn: conn, br: bufio.NewReaderSize(conn, 8<<10), bw: bufio.NewWriterSize(conn, 8<<10)}, false, nil
+}
+
+func (p *pool) put(pc *pconn) {
+	pc.idleSince = time.Now()
+	p.mu.Lock()
+	if p.closed {
+		p.open--
+		p.mu.Unlock()
+		_ = pc.Close()
+		return
+	}
+	p.idle = append(p.idle, pc)
+	p.mu.Unlock()
+}
+
+func (p *pool) discard(pc *pconn) {
+	_ = pc.Close()
+	p.mu.Lock()
+	p.open--
+	p.mu.Unlock()
+}
+
+func (p *pool) close() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.open -= len(idle)
+	p.closed = true
+	p.mu.Unlock()
+	for _, pc := range idle {
+		_ = pc.Close()
+	}
 }

@@ -27,7 +27,12 @@ const (
 	CodeUnavailable     Code = "service_unavailable"
 	CodeUpstreamTimeout Code = "upstream_timeout"
 	CodeInternal        Code = "internal_error"
+	CodeClientClosed    Code = "client_closed"
 )
+
+// StatusClientClosed is recorded for exchanges whose client went away
+// before the answer (nginx's 499); nobody receives it.
+const StatusClientClosed = 499
 
 // Error is a failure that ends an exchange with an HTTP status and an
 // OpenAI-style error body. Stages return it unchanged up the chain.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"net"
 	"sync"
 	"time"
 
@@ -99,7 +100,9 @@ type Exchange struct {
 	observers []StreamObserver
 	upReq     *fasthttp.Request
 	upResp    *fasthttp.Response
-	stream    backends.Stream
+	stream    *backends.Stream
+	call      backends.Call
+	client    net.Conn // the client's connection, while the disconnect watcher holds the exchange
 	upStart   time.Time
 	upDur     time.Duration // time spent waiting on upstreams
 	target    *router.Target
@@ -130,6 +133,7 @@ func releaseExchange(x *Exchange) {
 	if x.cancel != nil {
 		x.cancel()
 	}
+	x.closeStream()
 	if x.upReq != nil {
 		fasthttp.ReleaseRequest(x.upReq)
 	}

@@ -146,6 +146,41 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	waitFor(t, "the stream's slot to be released", 3*time.Second, func() bool { return inflight() == "0" })
 }
 
+// TestClientDisconnectCancelsNonStreamed: a client that gives up on a
+// non-streamed completion (which sends nothing until it is done) gets its
+// upstream request cancelled too.
+func TestClientDisconnectCancelsNonStreamed(t *testing.T) {
+	simURL, _ := startSim(t, map[string]string{"itl": "20ms"})
+	g := startGateway(t, fallbackConfig(simURL, simURL))
+	for _, stream := range []string{"false", "true"} {
+		// A stream that stalls before its first token is watched the same way.
+		fault := "none"
+		if stream == "true" {
+			fault = "stall"
+		}
+		conn, err := net.Dial("tcp4", strings.TrimPrefix(g.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := `{"model":"sim-chat","messages":[{"role":"user","content":"take your time"}],"max_tokens":5000,"stream":` + stream + `}`
+		fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-sim-fault: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", fault, len(body), body)
+		if fault == "none" {
+			waitFor(t, "the upstream to be generating", 2*time.Second, func() bool { return simRunning(t, simURL) == 1 })
+		} else {
+			waitFor(t, "the upstream call to be open", 2*time.Second, func() bool {
+				_, m := get(t, g.url+"/metrics")
+				return strings.Contains(m, `switchyard_backend_inflight{backend="primary"} 1`)
+			})
+		}
+		conn.Close()
+		waitFor(t, "the upstream request to be cancelled", 3*time.Second, func() bool {
+			_, m := get(t, g.url+"/metrics")
+			return simRunning(t, simURL) == 0 && strings.Contains(m, `switchyard_backend_inflight{backend="primary"} 0`) &&
+				strings.Contains(m, `code="499"`)
+		})
+	}
+}
+
 // TestReloadUnderLoad rewrites and reloads the config again and again while
 // clients send plain and streamed requests: none may fail.
 func TestReloadUnderLoad(t *testing.T) {

@@ -130,13 +130,15 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	resp := x.upResp
 	x.tries++
 	start := time.Now()
-	var deadline time.Time // the backend's own timeouts apply
+	x.call.Reset()
+	x.watch(true)
 	var err error
 	if x.Fields.Stream {
-		x.stream, err = c.DoStream(req, resp, deadline)
+		x.stream, err = c.DoStream(&x.call, req, resp)
 	} else {
-		err = c.Do(req, resp, deadline)
+		err = c.Do(&x.call, req, resp)
 	}
+	x.watch(false)
 	x.upDur += time.Since(start)
 	x.upStart = start
 	if err != nil {
@@ -146,9 +148,7 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	sc := resp.StatusCode()
 	if sc == fasthttp.StatusTooManyRequests || sc >= 500 {
 		e := upstreamStatusError(c.Name(), resp, x.Fields.Stream)
-		if x.Fields.Stream {
-			_ = resp.CloseBodyStream()
-		}
+		x.closeStream()
 		p.metrics.upstreamResult(x, sc)
 		return &attemptError{e: e, retry: true, unhealthy: sc != fasthttp.StatusTooManyRequests}
 	}
@@ -161,8 +161,8 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	}
 	if x.Fields.Stream {
 		// An error answer to a stream request: read it whole (bounded).
-		b, rerr := readAllLimited(resp.BodyStream(), 1<<20)
-		_ = resp.CloseBodyStream()
+		b, rerr := readAllLimited(x.stream, 1<<20)
+		x.closeStream()
 		if rerr != nil {
 			return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "reading the error answer of backend " + c.Name(), Err: rerr}, retry: true, unhealthy: true}
 		}
@@ -179,6 +179,9 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 func (p *proxy) transportError(x *Exchange, c *backends.Client, err error) *attemptError {
 	p.metrics.upstreamResult(x, 0)
 	switch {
+	case errors.Is(err, backends.ErrCanceled):
+		// The client is gone: no retry, no fallback; 499 is for the logs and metrics.
+		return &attemptError{e: &Error{Status: StatusClientClosed, Code: CodeClientClosed, Message: "the client closed the connection", Err: err}}
 	case errors.Is(err, backends.ErrFirstByteTimeout):
 		return &attemptError{e: &Error{Status: fasthttp.StatusGatewayTimeout, Code: CodeUpstreamTimeout, Message: "backend " + c.Name() + " did not answer in time", Err: err}, retry: true, unhealthy: true}
 	default:
@@ -248,10 +251,15 @@ func (p *proxy) copyHeaders(x *Exchange, req *fasthttp.Request) {
 }
 
 func readAllLimited(r io.Reader, limit int64) ([]byte, error) {
-	if r == nil {
-		return nil, nil
-	}
 	return io.ReadAll(io.LimitReader(r, limit))
+}
+
+// closeStream ends the upstream stream of the exchange, if one is open.
+func (x *Exchange) closeStream() {
+	if x.stream != nil {
+		x.stream.Close()
+		x.stream = nil
+	}
 }
 
 // writeStream relays the upstream stream to the client, event by event with
@@ -262,9 +270,9 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 	m := srv.metrics
 	defer srv.finish(x)
 	if x.events == nil {
-		x.events = sse.NewReader(x.upResp.BodyStream(), maxStreamEvent)
+		x.events = sse.NewReader(x.stream, maxStreamEvent)
 	} else {
-		x.events.Reset(x.upResp.BodyStream())
+		x.events.Reset(x.stream)
 	}
 	r := x.events
 	first := true
@@ -327,5 +335,5 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 	}
 	// Closing before the end drops the upstream connection: that is what
 	// cancels the generation (and its cost) when the client went away.
-	_ = x.upResp.CloseBodyStream()
+	x.closeStream()
 }

@@ -53,6 +53,7 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	watcher  watcher
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
 	maxBody  int
@@ -100,6 +101,9 @@ func New(o Options) (*Server, error) {
 		ErrorHandler:                  s.fasthttpError,
 		Logger:                        fasthttpLogger{s.log},
 	}
+	s.watcher.xs = map[*Exchange]struct{}{}
+	s.wg.Add(1)
+	go s.runWatcher()
 	if cfg.Server.WatchInterval.D() > 0 {
 		s.wg.Add(1)
 		go s.watch(cfg.Server.WatchInterval.D())
@@ -297,6 +301,9 @@ func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
 	x := acquireExchange()
 	x.srv, x.gen, x.Op, x.Start = s, gen, op, time.Now()
 	x.reqHeader = &ctx.Request.Header
+	if c := ctx.Conn(); watchable(c) {
+		x.client = c
+	}
 	s.setRequestID(ctx, x)
 
 	if err := s.prepare(ctx, x, gen); err == nil {
@@ -433,6 +440,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, x *Exchange) {
 		h.Set("X-Accel-Buffering", "no")
 		s.metrics.overhead(x, time.Since(x.Start))
 		x.reqHeader = nil // the client's request is not ours after the handler
+		x.client = nil
 		ctx.SetBodyStreamWriter(x.writeFn)
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"switchyard/internal/netutil"
 	"time"
 	"unicode/utf8"
 
@@ -223,7 +224,7 @@ func (s *Server) waitSem(sl *sleeper) error {
 		case <-s.ctx.Done():
 			return errClosed
 		case <-sl.timer(sl.check):
-			if !connAlive(sl.conn) {
+			if !netutil.Alive(sl.conn) {
 				return errClientGone
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"switchyard/internal/netutil"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -329,7 +330,7 @@ func (s *sleeper) sleep(ctx context.Context, d time.Duration) error {
 		if s.polling() {
 			if now := time.Now(); now.Sub(s.lastCheck) >= s.check {
 				s.lastCheck = now
-				if !connAlive(s.conn) {
+				if !netutil.Alive(s.conn) {
 					return errClientGone
 				}
 			}
@@ -357,7 +358,7 @@ func (s *sleeper) wait(ctx context.Context, ready <-chan struct{}) error {
 			s.t.Stop()
 			return errClosed
 		case <-s.timer(s.check):
-			if !connAlive(s.conn) {
+			if !netutil.Alive(s.conn) {
 				return errClientGone
 			}
 		}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package sim
+package netutil
 
 import (
 	"errors"
@@ -8,10 +8,10 @@ import (
 	"syscall"
 )
 
-// connAlive reports whether the peer of c is still connected, by peeking at
+// Alive reports whether the peer of c is still connected, by peeking at
 // the socket without blocking: a zero-byte read means the client closed.
 // Anything it cannot inspect counts as alive.
-func connAlive(c net.Conn) bool {
+func Alive(c net.Conn) bool {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return true

@@ -1,0 +1,96 @@
+package backends
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"switchyard/router"
+)
+
+// HealthChecker polls each upstream's health path and reports the result to
+// its router.Upstream. It owns one goroutine per checked upstream, stopped by
+// Close.
+type HealthChecker struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Check describes one active health check.
+type Check struct {
+	Client   *Client
+	Upstream *router.Upstream
+	Path     string
+	Interval time.Duration
+	Timeout  time.Duration
+}
+
+// StartHealthChecks starts the checks; an empty list starts nothing.
+func StartHealthChecks(log *slog.Logger, checks []Check) *HealthChecker {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &HealthChecker{cancel: cancel}
+	for _, ch := range checks {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			h.run(ctx, log, ch)
+		}()
+	}
+	return h
+}
+
+func (h *HealthChecker) run(ctx context.Context, log *slog.Logger, ch Check) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	last := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ok, why := ch.Client.probe(ch.Path, ch.Timeout)
+		ch.Upstream.SetActiveHealth(ok)
+		if ok != last {
+			if ok {
+				log.Info("backend healthy again", "backend", ch.Client.Name())
+			} else {
+				log.Warn("backend failed its health check", "backend", ch.Client.Name(), "error", why)
+			}
+			last = ok
+		}
+		t.Reset(ch.Interval)
+	}
+}
+
+// Close stops every check and waits for them to return.
+func (h *HealthChecker) Close() {
+	if h == nil {
+		return
+	}
+	h.cancel()
+	h.wg.Wait()
+}
+
+// probe sends one GET of path with its own timeout.
+func (c *Client) probe(path string, timeout time.Duration) (bool, string) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	c.PrepareRequest(req, fasthttp.MethodGet, path)
+	var k Call
+	t := time.AfterFunc(timeout, k.Cancel)
+	defer t.Stop()
+	if err := c.Do(&k, req, resp); err != nil {
+		return false, err.Error()
+	}
+	if sc := resp.StatusCode(); sc < 200 || sc > 299 {
+		return false, fmt.Sprintf("status %d", sc)
+	}
+	return true, ""
+}

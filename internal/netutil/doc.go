@@ -1,0 +1,3 @@
+// Package netutil holds small network helpers shared by the gateway and the
+// simulator.
+package netutil
