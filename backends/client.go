@@ -26,8 +26,8 @@ import (
 // Options configure one upstream client.
 type Options struct {
 	Name           string
-	URL            string // base URL, e.g. http://10.0.0.5:8000 (a trailing /v1 is accepted)
-	APIKey         string // sent as "Authorization: Bearer" when set
+	URL            string        // base URL, e.g. http://10.0.0.5:8000 (a trailing /v1 is accepted)
+	APIKey         string        // sent as "Authorization: Bearer" when set
 	MaxConns       int           // most open connections (default 1024)
 	ConnectTimeout time.Duration // dialling, TLS included (default 2s)
 	FirstByte      time.Duration // until the response headers arrive

@@ -36,7 +36,10 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 	fmt.Fprintf(&b, "Latencies are in µs, measured by the load generator from each request's intended send time.\n")
 	fmt.Fprintf(&b, "*Added* is the path's median minus the direct path's median at the same rate. CPU is the\n")
 	fmt.Fprintf(&b, "proxy's utime+stime (/proc/PID/stat, all its processes) over the measured run per request sent.\n")
-	fmt.Fprintf(&b, "Errors are summed over the repeats.\n\n")
+	fmt.Fprintf(&b, "Errors are summed over the repeats. The load generator paces its open loop with Go timers, which\n")
+	fmt.Fprintf(&b, "wake up to about 1 ms late (the runtime's netpoller sleeps in whole milliseconds), so every open-loop\n")
+	fmt.Fprintf(&b, "latency, the direct path's included, carries up to ~1 ms of send lateness: it cancels in the added\n")
+	fmt.Fprintf(&b, "figures but widens their spread.\n\n")
 
 	paths := r.Paths()
 	fmt.Fprintf(&b, "## Plain chat completions (open loop)\n\n")
@@ -79,8 +82,11 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 	}
 
 	fmt.Fprintf(&b, "\n## Maximum throughput (closed loop, %d connections)\n\n", s.Concurrency)
-	fmt.Fprintf(&b, "| scenario | path | req/s | vs nginx | p50 | p99 | CPU µs/req | upstream CPU µs/req | errors |\n")
-	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "*proxy busy* is the proxy's CPU time over the run's wall time (100%% = one CPU); *load busy* the same\n")
+	fmt.Fprintf(&b, "for the simulator plus the load generator. Near 100%% on the load side means the load side,\n")
+	fmt.Fprintf(&b, "not the proxy, limits the figure.\n\n")
+	fmt.Fprintf(&b, "| scenario | path | req/s | vs nginx | p50 | p99 | CPU µs/req | upstream CPU µs/req | proxy busy | load busy | errors |\n")
+	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, sc := range []string{ScenarioChat, ScenarioStream} {
 		var ng float64
 		if np := r.Find(sc, PathNginx, "closed", 0); np != nil && r.Nginx != "" {
@@ -96,9 +102,14 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 			if ng > 0 {
 				vs = fmt.Sprintf("%.2fx", a.Throughput/ng)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sc, path,
-				fmt.Sprintf("%.0f [%.0f–%.0f]", a.Throughput, a.ThroughputMin, a.ThrMax), vs,
-				us(a.P50), us(a.P99), cpuCell(path, a), fmt.Sprintf("%.1f", a.UpstreamCPU), errCell(a))
+			proxyBusy := "–"
+			if path != PathDirect {
+				proxyBusy = fmt.Sprintf("%.0f%%", a.ProxyBusy*100)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sc, path,
+				withRange(a.Throughput, a.ThroughputMin, a.ThrMax, a.N), vs,
+				us(a.P50), us(a.P99), cpuCell(path, a), fmt.Sprintf("%.1f", a.UpstreamCPU),
+				proxyBusy, fmt.Sprintf("%.0f%%", a.LoadBusy*100), errCell(a))
 		}
 	}
 
