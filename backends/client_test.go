@@ -1,0 +1,256 @@
+package backends
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// rawServer accepts connections on 127.0.0.1 and hands each to handle.
+func rawServer(t *testing.T, handle func(c net.Conn)) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() { defer c.Close(); handle(c) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return "http://" + ln.Addr().String(), &conns
+}
+
+// readRequest reads one request head and body from br.
+func readRequest(br *bufio.Reader) error {
+	var req fasthttp.Request
+	return req.Read(br)
+}
+
+const okResp = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+func newClient(t *testing.T, url string, o Options) *Client {
+	t.Helper()
+	o.Name, o.URL = "test", url
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func call(c *Client, k *Call) (*fasthttp.Response, error) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	c.PrepareRequest(req, "POST", "/v1/chat/completions")
+	req.SetBodyString(`{"model":"m"}`)
+	resp := &fasthttp.Response{}
+	return resp, c.Do(k, req, resp)
+}
+
+func TestReusesConnections(t *testing.T) {
+	url, conns := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for readRequest(br) == nil {
+			io.WriteString(c, okResp)
+		}
+	})
+	c := newClient(t, url, Options{})
+	for i := 0; i < 5; i++ {
+		var k Call
+		if resp, err := call(c, &k); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("5 sequential calls used %d connections, want 1", n)
+	}
+}
+
+func TestReplacesStaleConnection(t *testing.T) {
+	// The server answers one request per connection, then closes it
+	// without saying so, as an idle timeout would.
+	url, conns := rawServer(t, func(c net.Conn) {
+		if readRequest(bufio.NewReader(c)) == nil {
+			io.WriteString(c, okResp)
+		}
+	})
+	c := newClient(t, url, Options{})
+	for i := 0; i < 3; i++ {
+		var k Call
+		if _, err := call(c, &k); err != nil {
+			t.Fatalf("call %d on a server that drops idle connections: %v", i, err)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("%d connections, want 3", n)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	stall, _ := rawServer(t, func(c net.Conn) {
+		readRequest(bufio.NewReader(c))
+		time.Sleep(2 * time.Second)
+	})
+	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
+	refused := "http://" + ln.Addr().String()
+	ln.Close()
+
+	t.Run("connection refused", func(t *testing.T) {
+		var k Call
+		_, err := call(newClient(t, refused, Options{}), &k)
+		if !errors.Is(err, ErrConnect) {
+			t.Errorf("err = %v, want ErrConnect", err)
+		}
+	})
+	t.Run("first byte timeout", func(t *testing.T) {
+		var k Call
+		start := time.Now()
+		_, err := call(newClient(t, stall, Options{FirstByte: 100 * time.Millisecond}), &k)
+		if !errors.Is(err, ErrFirstByteTimeout) || time.Since(start) > time.Second {
+			t.Errorf("err = %v after %v, want ErrFirstByteTimeout after about 100ms", err, time.Since(start))
+		}
+	})
+	t.Run("total timeout", func(t *testing.T) {
+		var k Call
+		_, err := call(newClient(t, stall, Options{Total: 100 * time.Millisecond}), &k)
+		if !errors.Is(err, ErrFirstByteTimeout) {
+			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("cancel while waiting", func(t *testing.T) {
+		var k Call
+		time.AfterFunc(50*time.Millisecond, k.Cancel)
+		start := time.Now()
+		_, err := call(newClient(t, stall, Options{}), &k)
+		if !errors.Is(err, ErrCanceled) || time.Since(start) > time.Second {
+			t.Errorf("err = %v after %v, want ErrCanceled at once", err, time.Since(start))
+		}
+	})
+	t.Run("max conns", func(t *testing.T) {
+		c := newClient(t, stall, Options{MaxConns: 1, FirstByte: 300 * time.Millisecond})
+		first := make(chan error, 1)
+		var k1 Call
+		go func() { _, err := call(c, &k1); first <- err }()
+		// Wait until the first call holds the only connection.
+		for deadline := time.Now().Add(2 * time.Second); ; {
+			c.pool.mu.Lock()
+			open := c.pool.open
+			c.pool.mu.Unlock()
+			if open == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("first call never opened a connection")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		var k2 Call
+		if _, err := call(c, &k2); !errors.Is(err, ErrNoFreeConns) {
+			t.Errorf("second call: %v, want ErrNoFreeConns", err)
+		}
+		k1.Cancel()
+		<-first
+	})
+}
+
+func TestStream(t *testing.T) {
+	// Two events 30 ms apart, then a stall.
+	url, _ := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for readRequest(br) == nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+			io.WriteString(c, "b\r\ndata: one\n\n\r\n")
+			time.Sleep(30 * time.Millisecond)
+			io.WriteString(c, "b\r\ndata: two\n\n\r\n")
+			time.Sleep(500 * time.Millisecond)
+			io.WriteString(c, "0\r\n\r\n")
+		}
+	})
+	stream := func(c *Client, k *Call) (string, error) {
+		req := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		c.PrepareRequest(req, "POST", "/v1/chat/completions")
+		resp := &fasthttp.Response{}
+		s, err := c.DoStream(k, req, resp)
+		if err != nil {
+			return "", err
+		}
+		defer s.Close()
+		var got []byte
+		buf := make([]byte, 64)
+		for {
+			n, err := s.Read(buf)
+			got = append(got, buf[:n]...)
+			s.Extend(time.Now())
+			if err == io.EOF {
+				return string(got), nil
+			}
+			if err != nil {
+				return string(got), err
+			}
+		}
+	}
+	t.Run("complete", func(t *testing.T) {
+		var k Call
+		got, err := stream(newClient(t, url, Options{Idle: 2 * time.Second}), &k)
+		if err != nil || got != "data: one\n\ndata: two\n\n" {
+			t.Errorf("stream = %q, %v", got, err)
+		}
+	})
+	t.Run("idle timeout", func(t *testing.T) {
+		var k Call
+		got, err := stream(newClient(t, url, Options{Idle: 200 * time.Millisecond}), &k)
+		if err == nil || got != "data: one\n\ndata: two\n\n" {
+			t.Errorf("a 500ms gap under a 200ms idle timeout: %q, %v", got, err)
+		}
+	})
+	t.Run("cancel mid-stream", func(t *testing.T) {
+		var k Call
+		time.AfterFunc(100*time.Millisecond, k.Cancel)
+		_, err := stream(newClient(t, url, Options{Idle: 2 * time.Second}), &k)
+		if !errors.Is(err, ErrCanceled) {
+			t.Errorf("err = %v, want ErrCanceled", err)
+		}
+	})
+}
+
+func BenchmarkDo(b *testing.B) {
+	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") }}
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	c, _ := New(Options{Name: "b", URL: "http://" + ln.Addr().String()})
+	defer c.Close()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := fasthttp.AcquireRequest()
+		resp := fasthttp.AcquireResponse()
+		var k Call
+		for pb.Next() {
+			req.Reset()
+			c.PrepareRequest(req, "POST", "/v1/chat/completions")
+			req.SetBodyString(`{"model":"m"}`)
+			k.Reset()
+			if err := c.Do(&k, req, resp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
