@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +20,14 @@ type CPUTicks struct {
 	System uint64 // stime: field 15
 }
 
-// Total is user plus system time.
-func (c CPUTicks) Total() uint64 { return c.User + c.System }
+// Total is user plus system time, saturating instead of wrapping around
+// (only a corrupt input comes near the limit).
+func (c CPUTicks) Total() uint64 {
+	if c.User > math.MaxUint64-c.System {
+		return math.MaxUint64
+	}
+	return c.User + c.System
+}
 
 // ProcStat is the part of /proc/PID/stat the harness reads.
 type ProcStat struct {

@@ -61,6 +61,7 @@ type Agg struct {
 	P50Min, P50Max        float64
 	P99Min, P99Max        float64
 	TTFTP50, TTFTP99      float64
+	TTFTMin, TTFTMax      float64 // range of TTFTP50
 	Throughput            float64
 	ThroughputMin, ThrMax float64
 	ProxyCPU, UpstreamCPU float64
@@ -100,7 +101,7 @@ func (p *Point) Agg() Agg {
 	}
 	a.P50, a.P50Min, a.P50Max = col(func(s Sample) float64 { return s.P50US })
 	a.P99, a.P99Min, a.P99Max = col(func(s Sample) float64 { return s.P99US })
-	a.TTFTP50, _, _ = col(func(s Sample) float64 { return s.TTFTP50US })
+	a.TTFTP50, a.TTFTMin, a.TTFTMax = col(func(s Sample) float64 { return s.TTFTP50US })
 	a.TTFTP99, _, _ = col(func(s Sample) float64 { return s.TTFTP99US })
 	a.Throughput, a.ThroughputMin, a.ThrMax = col(func(s Sample) float64 { return s.Throughput })
 	a.ProxyCPU, a.CPUMin, a.CPUMax = col(func(s Sample) float64 { return s.ProxyCPUUS })

@@ -1,0 +1,753 @@
+// Command bench is Switchyard's benchmark harness. It builds the switchyard
+// binary, starts the GPU-server simulator, the gateway with a pass-through
+// config and (when installed) nginx as separate processes on loopback, drives
+// them with the load generator in process, and writes BENCHMARKS.md: latency
+// added over the direct path at several rates, closed-loop throughput, CPU
+// per request and resident memory, checked against DESIGN.md's budget.
+//
+//	go run ./loadtest/bench            # full run, about 8 minutes
+//	go run ./loadtest/bench --quick    # smoke run, well under 2 minutes, stdout only
+//
+// See loadtest/bench/README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"switchyard/loadtest"
+)
+
+// options are the harness's flags.
+type options struct {
+	quick          bool
+	rates          []float64
+	duration       time.Duration
+	warmup         time.Duration
+	closedDuration time.Duration
+	repeats        int
+	concurrency    int
+	streams        int
+	streamITL      time.Duration
+	streamTokens   int
+	out            string
+	jsonOut        string
+	bin            string
+	render         string
+	nginx          string
+	pin            bool
+	keep           bool
+}
+
+const benchModel = "bench-model"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "bench:", err)
+		return 2
+	}
+	if o.render != "" {
+		if err := rerender(o, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := bench(ctx, o, args, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: rates 500 and 2000, 1 s points, 1 repeat; prints to stdout and writes no BENCHMARKS.md unless --out is given")
+	rates := fs.String("rates", "500,1000,2000", "open-loop rates in req/s, comma-separated")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time of each open-loop point")
+	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up before each point (not measured)")
+	fs.DurationVar(&o.closedDuration, "closed-duration", 2*time.Second, "measured time of each closed-loop point")
+	fs.IntVar(&o.repeats, "repeats", 7, "times each point is measured; medians are reported")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "connections of the closed-loop throughput runs")
+	fs.IntVar(&o.streams, "streams", 1000, "concurrent streams for the memory point (0: skip)")
+	fs.DurationVar(&o.streamITL, "stream-itl", 50*time.Millisecond, "simulated inter-token latency of the memory point's streams")
+	fs.IntVar(&o.streamTokens, "stream-tokens", 100, "tokens per stream of the memory point")
+	fs.StringVar(&o.out, "out", "", "markdown output file (default: BENCHMARKS.md at the module root; none with --quick)")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the raw results as JSON to this file")
+	fs.StringVar(&o.render, "render", "", "only re-render the markdown from a results file written by --json (no run)")
+	fs.StringVar(&o.bin, "bin", "", "use this switchyard binary instead of building one")
+	fs.StringVar(&o.nginx, "nginx", "nginx", "nginx binary; empty or not found: skip the nginx path")
+	fs.BoolVar(&o.pin, "pin", true, "pin processes to CPUs with taskset when it exists and there are 2+ CPUs")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs and logs) and print its path")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.quick {
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("rates", func() { *rates = "500,2000" })
+		def("duration", func() { o.duration = time.Second })
+		def("warmup", func() { o.warmup = 300 * time.Millisecond })
+		def("closed-duration", func() { o.closedDuration = time.Second })
+		def("repeats", func() { o.repeats = 1 })
+		def("stream-tokens", func() { o.streamTokens = 40 })
+	}
+	var err error
+	if o.rates, err = parseRates(*rates); err != nil {
+		return o, err
+	}
+	switch {
+	case o.duration <= 0 || o.closedDuration <= 0 || o.warmup < 0:
+		return o, errors.New("--duration and --closed-duration must be positive, --warmup not negative")
+	case o.repeats < 1 || o.repeats > 20:
+		return o, fmt.Errorf("--repeats %d: want 1 to 20", o.repeats)
+	case o.concurrency < 1 || o.concurrency > 4096:
+		return o, fmt.Errorf("--concurrency %d: want 1 to 4096", o.concurrency)
+	case o.streams < 0 || o.streams > 10000:
+		return o, fmt.Errorf("--streams %d: want 0 to 10000", o.streams)
+	case o.streamTokens < 1 || o.streamITL <= 0:
+		return o, errors.New("--stream-tokens and --stream-itl must be positive")
+	}
+	return o, nil
+}
+
+// parseRates parses "500,1000,2000".
+func parseRates(s string) ([]float64, error) {
+	var rates []float64
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		r, err := strconv.ParseFloat(part, 64)
+		if err != nil || !(r > 0) || r > 1e6 {
+			return nil, fmt.Errorf("--rates: %q is not a rate in (0, 1e6] req/s", part)
+		}
+		rates = append(rates, r)
+	}
+	if len(rates) == 0 {
+		return nil, errors.New("--rates: none given")
+	}
+	return rates, nil
+}
+
+// moduleRoot returns the directory of the main module's go.mod.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("running go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside a Go module: run the harness from the switchyard repository")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// shellQuote quotes args for a POSIX shell where needed.
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./:,@") == "" {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
+}
+
+// gatewayConfig is the pass-through config: one openai backend at upstream,
+// one model, nothing else on the path.
+func gatewayConfig(listen, upstream string) string {
+	return fmt.Sprintf(`# Generated by loadtest/bench: Switchyard as a plain pass-through proxy.
+listen: %s
+log:
+  level: warn
+  requests: false
+server:
+  compression:
+    enabled: false
+  watch_interval: 0
+backends:
+  - name: sim
+    kind: openai
+    url: http://%s
+    health:
+      failure_threshold: 0
+models:
+  - name: %s
+    targets:
+      - backend: sim
+`, listen, upstream, benchModel)
+}
+
+// env holds what a run needs: the binary, the temp dir and the processes.
+type env struct {
+	o        options
+	bin      string
+	dir      string
+	ps       *procs
+	proxyCPU string // "" without pinning
+	loadCPU  string
+	hz       float64
+	log      io.Writer
+}
+
+// stack is one set of servers: the simulator, the gateway, maybe nginx.
+type stack struct {
+	sim, gw, ng *proc
+	ngPIDs      []int // nginx master and worker
+	urls        map[string]string
+}
+
+func (e *env) startSim(ctx context.Context, name string, extra ...string) (*proc, string, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	argv := append([]string{e.bin, "sim", "--listen", addr, "--model", benchModel, "--profile", "fast"}, extra...)
+	p, err := e.ps.start(name, e.loadCPU, filepath.Join(e.dir, name+".log"), argv)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, addr, waitReady(ctx, p, "http://"+addr+"/v1/models")
+}
+
+func (e *env) startGateway(ctx context.Context, name, upstream string) (*proc, string, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	cfgPath := filepath.Join(e.dir, name+".yaml")
+	if err := os.WriteFile(cfgPath, []byte(gatewayConfig(addr, upstream)), 0o644); err != nil {
+		return nil, "", fmt.Errorf("writing gateway config: %w", err)
+	}
+	p, err := e.ps.start(name, e.proxyCPU, filepath.Join(e.dir, name+".log"), []string{e.bin, "serve", "--config", cfgPath})
+	if err != nil {
+		return nil, "", err
+	}
+	return p, addr, waitReady(ctx, p, "http://"+addr+"/v1/models")
+}
+
+// nginxVersion returns nginx's version line, or an error saying why nginx
+// cannot be used.
+func nginxVersion(bin string) (path, version string, err error) {
+	if bin == "" {
+		return "", "", errors.New("disabled with --nginx ''")
+	}
+	path, err = exec.LookPath(bin)
+	if err != nil {
+		return "", "", fmt.Errorf("%s not found on PATH", bin)
+	}
+	out, err := exec.Command(path, "-v").CombinedOutput()
+	if err != nil {
+		return "", "", fmt.Errorf("%s -v: %v", path, err)
+	}
+	v := strings.TrimSpace(string(out))
+	v = strings.TrimPrefix(v, "nginx version: ")
+	return path, v, nil
+}
+
+func (e *env) startNginx(ctx context.Context, path, upstream string) (*proc, string, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	dir := filepath.Join(e.dir, "nginx")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	text, err := NginxConfig{Dir: dir, Listen: addr, Upstream: upstream, Keepalive: 256}.Render()
+	if err != nil {
+		return nil, "", err
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return nil, "", err
+	}
+	errLog := filepath.Join(dir, "error.log")
+	if out, err := exec.CommandContext(ctx, path, "-t", "-p", dir, "-e", errLog, "-c", conf).CombinedOutput(); err != nil {
+		return nil, "", fmt.Errorf("nginx -t rejected the generated config: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	p, err := e.ps.start("nginx", e.proxyCPU, filepath.Join(e.dir, "nginx.log"),
+		[]string{path, "-p", dir, "-e", errLog, "-c", conf, "-g", "daemon off;"})
+	if err != nil {
+		return nil, "", err
+	}
+	return p, addr, waitReady(ctx, p, "http://"+addr+"/v1/models")
+}
+
+func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
+	began := time.Now()
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	if o.out == "" && !o.quick {
+		o.out = filepath.Join(root, "BENCHMARKS.md")
+	}
+	dir, err := os.MkdirTemp("", "switchyard-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintf(stderr, "bench: keeping configs and logs in %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	e := &env{o: o, dir: dir, ps: &procs{}, hz: ClockTicks(), log: stderr}
+	defer e.ps.stopAll()
+
+	res := &Results{
+		Date:       began,
+		Command:    strings.TrimSpace("go run ./loadtest/bench " + shellQuote(args)),
+		NProc:      runtime.NumCPU(),
+		CPUModel:   cpuModel(),
+		GoVersion:  runtime.Version(),
+		Kernel:     kernel(),
+		LoadBefore: loadAvg(),
+		Settings: Settings{
+			Rates: o.rates, Duration: o.duration, Warmup: o.warmup, ClosedDuration: o.closedDuration,
+			Repeats: o.repeats, Concurrency: o.concurrency,
+			PromptTokens: promptTokens, OutputTokens: outputTokens, StreamTokens: streamTokens,
+		},
+	}
+
+	// Pinning: the proxy under test alone on CPU 0; the simulator and this
+	// process (the load generator) share CPU 1.
+	res.Pinning = "none"
+	if ts, err := exec.LookPath("taskset"); err == nil && o.pin && runtime.NumCPU() >= 2 {
+		if err := pinSelf(ts, "1"); err != nil {
+			return err
+		}
+		runtime.GOMAXPROCS(1)
+		e.ps.taskset, e.proxyCPU, e.loadCPU = ts, "0", "1"
+		res.Pinning = "taskset: the proxy (switchyard or nginx) alone on CPU 0; the simulator and the load generator (this harness, GOMAXPROCS=1) on CPU 1; the direct path leaves CPU 0 idle"
+	} else if !o.pin {
+		res.Pinning = "none (--pin=false)"
+	} else if runtime.NumCPU() < 2 {
+		res.Pinning = "none (a single CPU)"
+	} else {
+		res.Pinning = "none (taskset not found)"
+	}
+
+	if o.bin != "" {
+		e.bin = o.bin
+	} else {
+		e.bin = filepath.Join(dir, "switchyard")
+		fmt.Fprintf(stderr, "bench: building %s\n", e.bin)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", e.bin, "./cmd/switchyard")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building switchyard: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+	}
+
+	// The simulator, the gateway and nginx for the latency and throughput runs.
+	st := &stack{urls: map[string]string{}}
+	var simAddr string
+	if st.sim, simAddr, err = e.startSim(ctx, "sim"); err != nil {
+		return err
+	}
+	st.urls[PathDirect] = "http://" + simAddr
+	var gwAddr string
+	if st.gw, gwAddr, err = e.startGateway(ctx, "switchyard", simAddr); err != nil {
+		return err
+	}
+	st.urls[PathSwitchyard] = "http://" + gwAddr
+	if path, v, err := nginxVersion(o.nginx); err != nil {
+		res.NginxNote = err.Error()
+	} else {
+		var ngAddr string
+		var kids []int
+		st.ng, ngAddr, err = e.startNginx(ctx, path, simAddr)
+		if err == nil {
+			kids, err = childrenOf(st.ng.pid())
+			if err == nil && len(kids) == 0 {
+				err = errors.New("no nginx worker process found")
+			}
+		}
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			res.NginxNote = "nginx failed to start: " + oneLine(err.Error(), 300)
+			if st.ng != nil {
+				st.ng.stop()
+				st.ng = nil
+			}
+		default:
+			res.Nginx = v
+			st.urls[PathNginx] = "http://" + ngAddr
+			st.ngPIDs = append([]int{st.ng.pid()}, kids...)
+		}
+	}
+	if res.Nginx == "" {
+		fmt.Fprintf(stderr, "bench: skipping nginx: %s\n", res.NginxNote)
+	}
+
+	idle, err := readMem(st.gw.pid())
+	if err != nil {
+		return fmt.Errorf("reading switchyard's idle memory: %w", err)
+	}
+	res.Memory.IdleKB = idle.RSS
+	if st.ng != nil {
+		m, err := memOf(st.ngPIDs)
+		if err != nil {
+			return fmt.Errorf("reading nginx's idle memory: %w", err)
+		}
+		res.Memory.NginxIdleKB = m.RSS
+	}
+
+	allPaths := res.Paths()
+	for rep := 1; rep <= o.repeats; rep++ {
+		// Rotate the order of the paths from one repeat to the next, so that
+		// none always follows another.
+		paths := append(slices.Clone(allPaths[rep%len(allPaths):]), allPaths[:rep%len(allPaths)]...)
+		for _, sc := range []string{ScenarioChat, ScenarioStream} {
+			for _, rate := range o.rates {
+				for _, path := range paths {
+					fmt.Fprintf(stderr, "bench: repeat %d/%d %s %s open %g req/s\n", rep, o.repeats, sc, path, rate)
+					s, err := e.measure(ctx, st, path, loadtest.Config{
+						Mode: loadtest.ModeOpen, Rate: rate, Scenario: sc, Duration: o.duration,
+					})
+					if err != nil {
+						return err
+					}
+					p := res.point(sc, path, "open", rate, 0)
+					p.Samples = append(p.Samples, s)
+				}
+			}
+		}
+		for _, sc := range []string{ScenarioChat, ScenarioStream} {
+			for _, path := range paths {
+				fmt.Fprintf(stderr, "bench: repeat %d/%d %s %s closed %d conns\n", rep, o.repeats, sc, path, o.concurrency)
+				s, err := e.measure(ctx, st, path, loadtest.Config{
+					Mode: loadtest.ModeClosed, Concurrency: o.concurrency, Scenario: sc, Duration: o.closedDuration,
+				})
+				if err != nil {
+					return err
+				}
+				p := res.point(sc, path, "closed", 0, o.concurrency)
+				p.Samples = append(p.Samples, s)
+			}
+		}
+	}
+
+	peak, err := readMem(st.gw.pid())
+	if err != nil {
+		return fmt.Errorf("reading switchyard's peak memory: %w", err)
+	}
+	res.Memory.PeakKB = peak.HWM
+	if st.ng != nil {
+		m, err := memOf(st.ngPIDs)
+		if err != nil {
+			return fmt.Errorf("reading nginx's peak memory: %w", err)
+		}
+		res.Memory.NginxPeakKB = m.HWM
+	}
+	for _, p := range []*proc{st.sim, st.gw, st.ng} {
+		if p == nil {
+			continue
+		}
+		if err := p.alive(); err != nil {
+			return err
+		}
+		if tail := p.logTail(); tail != "" && p != st.sim {
+			res.Notes = append(res.Notes, fmt.Sprintf("%s logged during the run: `%s`", p.name, oneLine(tail, 300)))
+		}
+	}
+	if st.ng != nil {
+		if b, err := os.ReadFile(filepath.Join(dir, "nginx", "error.log")); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			res.Notes = append(res.Notes, fmt.Sprintf("nginx's error log: `%s`", oneLine(string(b), 300)))
+		}
+	}
+	for _, p := range []*proc{st.ng, st.gw, st.sim} {
+		if p != nil {
+			p.stop()
+		}
+	}
+
+	if o.streams > 0 {
+		if err := e.measureStreams(ctx, res); err != nil {
+			return err
+		}
+	}
+
+	res.LoadAfter = loadAvg()
+	res.Elapsed = time.Since(began)
+	res.Notes = append(res.Notes, noiseNotes(res)...)
+
+	if o.jsonOut != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", o.jsonOut, err)
+		}
+		fmt.Fprintf(stderr, "bench: wrote %s\n", o.jsonOut)
+	}
+	return output(res, o.out, stdout, stderr)
+}
+
+// output writes the markdown to stdout and, when out is set, to out.
+func output(res *Results, out string, stdout, stderr io.Writer) error {
+	if err := RenderMarkdown(stdout, res); err != nil {
+		return err
+	}
+	if out == "" {
+		return nil
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if err := RenderMarkdown(f, res); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", out, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", out, err)
+	}
+	fmt.Fprintf(stderr, "bench: wrote %s\n", out)
+	return nil
+}
+
+// rerender renders the markdown again from a --json results file.
+func rerender(o options, stdout, stderr io.Writer) error {
+	b, err := os.ReadFile(o.render)
+	if err != nil {
+		return err
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("reading results %s: %w", o.render, err)
+	}
+	return output(&res, o.out, stdout, stderr)
+}
+
+// Request shapes of the latency and throughput runs: short prompts and
+// outputs, so that the proxy's per-request cost dominates.
+const (
+	promptTokens = 64
+	outputTokens = 32
+	streamTokens = 16
+)
+
+// measure runs one point against path: a warm-up run, then the measured run
+// with the CPU time of the proxy and of the simulator read around it.
+func (e *env) measure(ctx context.Context, st *stack, path string, cfg loadtest.Config) (Sample, error) {
+	cfg.URL = st.urls[path]
+	cfg.Model = benchModel
+	cfg.PromptTokens = loadtest.Fixed(promptTokens)
+	cfg.OutputTokens = loadtest.Fixed(outputTokens)
+	if cfg.Scenario == ScenarioStream {
+		cfg.OutputTokens = loadtest.Fixed(streamTokens)
+	}
+	cfg.Timeout = 10 * time.Second
+	if e.o.warmup > 0 {
+		w := cfg
+		w.Duration = e.o.warmup
+		if _, err := loadtest.Run(ctx, w); err != nil {
+			return Sample{}, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return Sample{}, err
+	}
+	var proxyPIDs []int
+	switch path {
+	case PathSwitchyard:
+		proxyPIDs = []int{st.gw.pid()}
+	case PathNginx:
+		proxyPIDs = st.ngPIDs
+	}
+	simPIDs := []int{st.sim.pid()}
+	loadPIDs := []int{st.sim.pid(), os.Getpid()}
+	read := func() (proxy, sim, load uint64, err error) {
+		if proxy, err = cpuOf(proxyPIDs); err != nil {
+			return
+		}
+		if sim, err = cpuOf(simPIDs); err != nil {
+			return
+		}
+		load, err = cpuOf(loadPIDs)
+		return
+	}
+	p0, s0, l0, err := read()
+	if err != nil {
+		return Sample{}, err
+	}
+	t0 := time.Now()
+	rep, err := loadtest.Run(ctx, cfg)
+	if err != nil {
+		return Sample{}, err
+	}
+	wall := time.Since(t0).Seconds()
+	p1, s1, l1, err := read()
+	if err != nil {
+		return Sample{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Sample{}, err
+	}
+	perReq := func(ticks uint64) float64 {
+		if rep.Requests == 0 {
+			return 0
+		}
+		return float64(ticks) / e.hz / float64(rep.Requests) * 1e6
+	}
+	busy := func(ticks uint64) float64 { return float64(ticks) / e.hz / wall }
+	s := Sample{
+		P50US: rep.Latency.P50 * 1000, P99US: rep.Latency.P99 * 1000,
+		Throughput: rep.Throughput, Requests: rep.Requests, Errors: rep.Failures,
+		ProxyCPUUS: perReq(p1 - p0), UpstreamCPUUS: perReq(s1 - s0),
+		ProxyBusy: busy(p1 - p0), LoadBusy: busy(l1 - l0),
+	}
+	if rep.TTFT != nil {
+		s.TTFTP50US, s.TTFTP99US = rep.TTFT.P50*1000, rep.TTFT.P99*1000
+	}
+	if len(rep.Errors) > 0 {
+		s.ErrorKinds = rep.Errors
+	}
+	return s, nil
+}
+
+// measureStreams opens o.streams long streams at once through a fresh
+// gateway in front of a slow simulator and samples the gateway's memory
+// while they are open.
+func (e *env) measureStreams(ctx context.Context, res *Results) error {
+	o := e.o
+	fmt.Fprintf(e.log, "bench: %d concurrent streams through a fresh gateway\n", o.streams)
+	sim, simAddr, err := e.startSim(ctx, "sim-slow", "--itl", o.streamITL.String(), "--itl-per-seq", "0")
+	if err != nil {
+		return err
+	}
+	defer sim.stop()
+	gw, gwAddr, err := e.startGateway(ctx, "switchyard-streams", simAddr)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	idle, err := readMem(gw.pid())
+	if err != nil {
+		return err
+	}
+	m := &res.Memory
+	m.Streams = o.streams
+	m.StreamsIdleKB = idle.RSS
+	m.StreamLen = fmt.Sprintf("%d tokens at %s", o.streamTokens, o.streamITL)
+	smp := sampleMem([]int{gw.pid()}, 50*time.Millisecond)
+	rep, err := loadtest.Run(ctx, loadtest.Config{
+		URL: "http://" + gwAddr, Model: benchModel, Scenario: ScenarioStream,
+		Mode: loadtest.ModeClosed, Concurrency: o.streams, Requests: o.streams,
+		PromptTokens: loadtest.Fixed(promptTokens), OutputTokens: loadtest.Fixed(o.streamTokens),
+		Timeout: time.Minute,
+	})
+	mx, serr := smp.Stop()
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("sampling the gateway's memory: %w", serr)
+	}
+	if err := gw.alive(); err != nil {
+		return err
+	}
+	after, err := readMem(gw.pid())
+	if err != nil {
+		return err
+	}
+	m.StreamsRSSKB = mx.RSS
+	m.StreamsHWMKB = after.HWM
+	m.StreamsOK, m.StreamsErrors = rep.Successes, rep.Failures
+	if len(rep.Errors) > 0 {
+		m.StreamsErrorKinds = rep.Errors
+	}
+	if rep.TTFT != nil {
+		m.StreamsTTFTMax = rep.TTFT.Max
+	}
+	return nil
+}
+
+// noiseNotes says how noisy the run was: the load average and the widest
+// spread of the repeated p50s.
+func noiseNotes(r *Results) []string {
+	notes := []string{fmt.Sprintf("The machine is shared (other engineers build and test on the same %d CPUs), so the figures are noisy: the load average was %s before the run and %s after it.", r.NProc, r.LoadBefore, r.LoadAfter)}
+	var worst float64
+	var worstAt string
+	for _, p := range r.Points {
+		a := p.Agg()
+		if a.N < 2 || !(a.P50 > 0) {
+			continue
+		}
+		if spread := (a.P50Max - a.P50Min) / a.P50; spread > worst {
+			worst = spread
+			worstAt = fmt.Sprintf("%s via %s, %s", p.Scenario, p.Path, loadLabel(p))
+		}
+	}
+	if worstAt != "" {
+		notes = append(notes, fmt.Sprintf("The widest spread of a p50 over the %d repeats was %.0f%% of its median (%s); compare the ranges in brackets before reading much into differences of a few µs.", r.Settings.Repeats, worst*100, worstAt))
+	}
+	return notes
+}
+
+func loadLabel(p *Point) string {
+	if p.Mode == "closed" {
+		return fmt.Sprintf("closed loop, %d conns", p.Concurrency)
+	}
+	return fmt.Sprintf("%g req/s", p.Rate)
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	s = strings.ReplaceAll(s, "`", "'")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
