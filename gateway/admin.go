@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 )
 
 // adminHandler serves the admin API: the effective config (secrets
@@ -67,6 +69,10 @@ func (s *Server) adminHandler(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; version=0.0.4")
 		s.metrics.write(ctx)
 	default:
+		if bytes.HasPrefix(ctx.Path(), []byte("/debug/pprof/")) {
+			pprofhandler.PprofHandler(ctx) // Go's profiles, for finding where time goes
+			return
+		}
 		writeError(ctx, &Error{Status: fasthttp.StatusNotFound, Code: CodeInvalidRequest, Message: "unknown admin path " + string(ctx.Path())})
 	}
 }

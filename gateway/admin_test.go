@@ -68,6 +68,12 @@ models: [{name: sim-chat, targets: [{backend: up}]}]
 	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || len(st.Backends) != 1 || !st.Backends[0].Healthy {
 		t.Errorf("backends (%d): %s", code, body)
 	}
+	if code, body := get(t, admin+"/debug/pprof/cmdline", auth...); code != 200 || body == "" {
+		t.Errorf("pprof through the admin API: %d %q", code, body)
+	}
+	if code, _ := get(t, admin+"/debug/pprof/cmdline"); code != 401 {
+		t.Errorf("pprof without the token: %d, want 401", code)
+	}
 	// Reload through the admin API: first unchanged, then a new model.
 	req, _ := http.NewRequest(http.MethodPost, admin+"/admin/reload", nil)
 	req.Header.Set("Authorization", "Bearer s3cret")
