@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"switchyard/backends"
 	"switchyard/backends/sim"
 	"switchyard/gateway/config"
@@ -36,7 +34,6 @@ type Generation struct {
 	chains   []Handler          // by route index
 	clients  []*backends.Client // by upstream index
 	keys     map[[32]byte]*Principal
-	pools    map[string]*router.Pool
 	sims     []*sim.Server
 	health   *backends.HealthChecker
 	closers  []Closer
@@ -104,9 +101,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	if g.Router, err = router.New(spec); err != nil {
 		return nil, fmt.Errorf("%s: building the router: %w", file, err)
 	}
-	g.pools = map[string]*router.Pool{}
 	for _, p := range g.Router.Pools() {
-		g.pools[p.Name] = p
 		g.poolName = append(g.poolName, p.Name)
 	}
 
@@ -288,5 +283,3 @@ func HashKey(key string) string {
 	s := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(s[:])
 }
-
-var _ = fasthttp.StatusOK
