@@ -262,9 +262,10 @@ func (x *Exchange) closeStream() {
 	}
 }
 
-// writeStream relays the upstream stream to the client, event by event with
-// a flush per event. It runs after the handler returned (fasthttp's stream
-// writer) and owns the exchange until it returns: it releases it.
+// writeStream relays the upstream stream to the client, event by event,
+// flushing whenever no further event has already arrived. It runs after the
+// handler returned (fasthttp's stream writer) and owns the exchange until it
+// returns: it releases it.
 func (x *Exchange) writeStream(w *bufio.Writer) {
 	srv := x.srv
 	m := srv.metrics
@@ -327,6 +328,11 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 		if _, err := w.Write(out); err != nil {
 			m.clientGone(x)
 			break
+		}
+		// Flush unless the next event is already here: events that arrived
+		// together leave together, and none waits for the upstream.
+		if r.Buffered() {
+			continue
 		}
 		if err := w.Flush(); err != nil {
 			m.clientGone(x)

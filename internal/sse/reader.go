@@ -103,6 +103,20 @@ func (r *Reader) Next() (data, raw []byte, err error) {
 	}
 }
 
+// Buffered reports whether Next would return without reading from the
+// underlying reader: a whole event, or an error, is already at hand. A
+// proxy uses it to flush once per burst of events that arrived together
+// rather than once per event, without ever holding an event back.
+func (r *Reader) Buffered() bool {
+	if r.fatal != nil || r.err != nil {
+		return true
+	}
+	pos, line, start := r.pos, r.line, r.start
+	_, ok := r.scan()
+	r.pos, r.line, r.start = pos, line, start
+	return ok
+}
+
 // scan looks for the blank line that ends the current event, resuming where
 // the last call stopped. It returns the index just past it.
 func (r *Reader) scan() (int, bool) {

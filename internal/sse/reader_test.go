@@ -215,3 +215,34 @@ func TestScanUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestBuffered(t *testing.T) {
+	pr, pw := io.Pipe()
+	r := NewReader(pr, 0)
+	go func() {
+		pw.Write([]byte("data: a\n\ndata: b\n\ndata: c"))
+		pw.Write([]byte("\n\n"))
+		pw.Close()
+	}()
+	var got []string
+	var buffered []bool
+	for {
+		data, _, err := r.Next()
+		if err != nil {
+			if err != io.EOF {
+				t.Fatal(err)
+			}
+			break
+		}
+		got = append(got, string(data))
+		buffered = append(buffered, r.Buffered())
+	}
+	if strings.Join(got, ",") != "a,b,c" {
+		t.Fatalf("events %q", got)
+	}
+	// After "a", "b" is at hand; after "b", only a partial "c" is, so
+	// Next would have to read: Buffered must say false there.
+	if !buffered[0] || buffered[1] {
+		t.Errorf("Buffered after each event = %v, want [true false ...]", buffered)
+	}
+}
