@@ -2,8 +2,10 @@ package sse
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"testing"
 )
 
@@ -54,4 +56,41 @@ func FuzzReader(f *testing.F) {
 // lines the reader skips.
 func stripBlank(b []byte) []byte {
 	return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\n"), nil), []byte("\r"), nil)
+}
+
+// FuzzScanUsage checks ScanUsage against encoding/json on valid objects.
+func FuzzScanUsage(f *testing.F) {
+	for _, s := range []string{
+		`{"usage":null}`, `{"usage":{"prompt_tokens":3,"completion_tokens":4}}`,
+		`{"choices":[{"delta":{"content":"usage"}}],"usage":null}`,
+		`{"usage" : {"completion_tokens":1,"prompt_tokens":2,"total_tokens":3}}`,
+		`{"usage":{"prompt_tokens":1},"usage":null}`, `{"\u0075sage":{"prompt_tokens":1,"completion_tokens":2}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, c, ok := ScanUsage(data)
+		// encoding/json matches struct fields case-insensitively, so decode
+		// into maps, which keep keys exact (the last duplicate wins in both).
+		var top map[string]json.RawMessage
+		if !json.Valid(data) || json.Unmarshal(data, &top) != nil {
+			return
+		}
+		var u map[string]json.RawMessage
+		want := false
+		var wp, wc int64
+		if raw, has := top["usage"]; has && json.Unmarshal(raw, &u) == nil && u != nil {
+			pn, okP := u["prompt_tokens"]
+			cn, okC := u["completion_tokens"]
+			if okP && okC {
+				var errP, errC error
+				wp, errP = strconv.ParseInt(string(pn), 10, 64)
+				wc, errC = strconv.ParseInt(string(cn), 10, 64)
+				want = errP == nil && errC == nil
+			}
+		}
+		if ok != want || (ok && (p != wp || c != wc)) {
+			t.Fatalf("ScanUsage(%s) = %d, %d, %v; encoding/json says %d, %d, %v", data, p, c, ok, wp, wc, want)
+		}
+	})
 }

@@ -73,8 +73,20 @@ func AppendErrorEvent(dst []byte, message, typ, code string) []byte {
 func ScanUsage(data []byte) (prompt, completion int64, ok bool) {
 	// Fast path: without the plain key or any \u escape (which could spell
 	// it), there is no usage to find.
-	if !bytes.Contains(data, usageKey) && !bytes.Contains(data, unicodeEscape) {
+	escaped := bytes.Contains(data, unicodeEscape)
+	i := bytes.Index(data, usageKey)
+	if i < 0 && !escaped {
 		return 0, 0, false
+	}
+	// Fast path for streams with include_usage, where every chunk but the
+	// last carries "usage":null: one key, followed by null.
+	if i >= 0 && !escaped && bytes.Index(data[i+len(usageKey):], usageKey) < 0 {
+		j := skipSpace(data, i+len(usageKey))
+		if j < len(data) && data[j] == ':' {
+			if j = skipSpace(data, j+1); j < len(data) && data[j] == 'n' {
+				return 0, 0, false
+			}
+		}
 	}
 	usage, found := jsonscan.Lookup(data, "usage")
 	if !found || len(usage) == 0 || usage[0] != '{' {
@@ -92,4 +104,11 @@ func ScanUsage(data []byte) (prompt, completion int64, ok bool) {
 		return 0, 0, false
 	}
 	return prompt, completion, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
