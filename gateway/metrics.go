@@ -197,12 +197,12 @@ func (m *Metrics) overhead(x *Exchange, total time.Duration) {
 	}
 }
 
-func (m *Metrics) ttft(x *Exchange, d time.Duration) {
-	m.histogram(seriesKey{name: "switchyard_ttft_seconds", l: [4]string{poolName(x.Pool)}}).Update(d.Seconds())
-}
-
-func (m *Metrics) itl(x *Exchange, d time.Duration) {
-	m.histogram(seriesKey{name: "switchyard_inter_token_latency_seconds", l: [4]string{poolName(x.Pool)}}).Update(d.Seconds())
+// streamHistograms returns the TTFT and inter-token histograms of x's
+// model, looked up once per stream rather than once per event.
+func (m *Metrics) streamHistograms(x *Exchange) (ttft, itl *metrics.PrometheusHistogram) {
+	model := poolName(x.Pool)
+	return m.histogram(seriesKey{name: "switchyard_ttft_seconds", l: [4]string{model}}),
+		m.histogram(seriesKey{name: "switchyard_inter_token_latency_seconds", l: [4]string{model}})
 }
 
 func (m *Metrics) retry(p *router.Pool) {

@@ -276,6 +276,7 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 		x.events.Reset(x.stream)
 	}
 	r := x.events
+	ttftH, itlH := m.streamHistograms(x)
 	first := true
 	var last time.Time
 	for {
@@ -294,10 +295,10 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 		now := time.Now()
 		x.stream.Extend(now)
 		if first {
-			m.ttft(x, now.Sub(x.Start))
+			ttftH.Update(now.Sub(x.Start).Seconds())
 			first = false
 		} else if len(data) > 0 {
-			m.itl(x, now.Sub(last))
+			itlH.Update(now.Sub(last).Seconds())
 		}
 		last = now
 		if pt, ct, ok := sse.ScanUsage(data); ok {

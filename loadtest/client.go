@@ -203,7 +203,11 @@ func (c *client) readStream(ctx context.Context, resp *fasthttp.Response, start 
 	o.latency = time.Since(start)
 	if !done {
 		o.err = ErrStreamTruncated
+		return
 	}
+	// Read to the end of the body (the chunked terminator follows [DONE]),
+	// as the official SDKs do, so that the connection is kept alive.
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxResponseBody))
 }
 
 // classify maps a transport error to an error reason.

@@ -24,7 +24,11 @@ func FuzzReader(f *testing.F) {
 			sizes = append(sizes, int(c%17)) // 0 exercises empty reads
 		}
 		sizes = append(sizes, 1)
-		chunked, chunkedErr := readAll(NewReader(&chunkReader{r: bytes.NewReader(in), sizes: sizes}, max))
+		peek := 0
+		if len(chunks) > 0 {
+			peek = int(chunks[0] % 3) // also check that Buffered changes nothing
+		}
+		chunked, chunkedErr := readAllPeeking(NewReader(&chunkReader{r: bytes.NewReader(in), sizes: sizes}, max), peek)
 		if !errors.Is(chunkedErr, wholeErr) && !(errors.Is(wholeErr, ErrEventTooLarge) && errors.Is(chunkedErr, ErrEventTooLarge)) {
 			if !errors.Is(chunkedErr, io.ErrNoProgress) { // sizes of all zeros
 				t.Fatalf("errors differ: whole %v, chunked %v", wholeErr, chunkedErr)

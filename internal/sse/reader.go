@@ -36,6 +36,7 @@ type Reader struct {
 	err     error // read error, returned once buffered events are out
 	fatal   error // error returned by every further call to Next
 	scratch []byte
+	ready   int // end of an event that Buffered found, for Next; 0 if none
 }
 
 // NewReader returns a Reader that reads from r and rejects events larger than
@@ -77,7 +78,12 @@ func (r *Reader) Next() (data, raw []byte, err error) {
 		if r.fatal != nil {
 			return nil, nil, r.fatal
 		}
-		if evEnd, ok := r.scan(); ok {
+		evEnd, ok := r.ready, r.ready > 0
+		if !ok {
+			evEnd, ok = r.scan()
+		}
+		r.ready = 0
+		if ok {
 			if evEnd-r.start > r.max {
 				r.fatal = fmt.Errorf("%w (%d bytes)", ErrEventTooLarge, r.max)
 				return nil, nil, r.fatal
@@ -111,9 +117,14 @@ func (r *Reader) Buffered() bool {
 	if r.fatal != nil || r.err != nil {
 		return true
 	}
-	pos, line, start := r.pos, r.line, r.start
-	_, ok := r.scan()
-	r.pos, r.line, r.start = pos, line, start
+	if r.ready > 0 {
+		return true
+	}
+	// scan resumes where it stopped, so its progress is kept for Next.
+	evEnd, ok := r.scan()
+	if ok {
+		r.ready = evEnd
+	}
 	return ok
 }
 

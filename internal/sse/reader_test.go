@@ -15,9 +15,16 @@ type event struct {
 	raw     string
 }
 
-func readAll(r *Reader) ([]event, error) {
+func readAll(r *Reader) ([]event, error) { return readAllPeeking(r, 0) }
+
+// readAllPeeking is readAll calling Buffered peek times before each Next,
+// which must not change what Next returns.
+func readAllPeeking(r *Reader, peek int) ([]event, error) {
 	var out []event
 	for {
+		for range peek {
+			r.Buffered()
+		}
 		data, raw, err := r.Next()
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
