@@ -145,7 +145,9 @@ type Backend struct {
 	// MaxConcurrency caps requests in flight to this backend. Default 0,
 	// unlimited.
 	MaxConcurrency int `yaml:"max_concurrency"`
-	// MaxConns is the connection pool size. Default 1024.
+	// MaxConns caps the open (kept-alive, reused) connections to this
+	// backend; a call that finds none free fails over like a connection
+	// error. Default 1024.
 	MaxConns int `yaml:"max_conns"`
 	// Timeouts bound each upstream request.
 	Timeouts Timeouts `yaml:"timeouts"`
@@ -164,8 +166,10 @@ type Backend struct {
 type Timeouts struct {
 	// Connect bounds dialing the backend. Default "2s".
 	Connect Duration `yaml:"connect"`
-	// FirstByte bounds the wait for the response headers (for streams, the
-	// first event). Default "60s".
+	// FirstByte bounds the wait for the response to start: for a stream,
+	// the headers before its first event; a non-streamed completion arrives
+	// whole, so for it this bounds the generation. Retries and fallbacks
+	// happen only within it. Default "60s".
 	FirstByte Duration `yaml:"first_byte"`
 	// Idle is the longest gap allowed between stream events. Default "60s".
 	Idle Duration `yaml:"idle"`
