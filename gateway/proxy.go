@@ -3,7 +3,9 @@ package gateway
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
+	"runtime/debug"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -270,6 +272,16 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 	srv := x.srv
 	m := srv.metrics
 	defer srv.finish(x)
+	defer func() {
+		// A panic in a stream observer ends this stream, not the process.
+		if p := recover(); p != nil {
+			srv.log.Error("panic while relaying a stream", "request_id", string(x.RequestID), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			x.Scratch = sse.AppendErrorEvent(x.Scratch[:0], "internal error", "api_error", string(CodeInternal))
+			_, _ = w.Write(x.Scratch)
+			_ = w.Flush()
+			x.closeStream()
+		}
+	}()
 	if x.events == nil {
 		x.events = sse.NewReader(x.stream, maxStreamEvent)
 	} else {

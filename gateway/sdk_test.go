@@ -56,7 +56,23 @@ func (countStage) OnEvent(_ *gateway.Exchange, data []byte) ([]byte, error) {
 	return data, nil
 }
 
+// panicStage panics in Handle, or in OnEvent when InStream is set.
+type panicStage struct {
+	InStream bool `yaml:"in_stream"`
+}
+
+func (s *panicStage) Handle(x *gateway.Exchange, next gateway.Handler) error {
+	if !s.InStream {
+		panic("test stage panics")
+	}
+	x.ObserveStream(s)
+	return next.Handle(x)
+}
+
+func (s *panicStage) OnEvent(*gateway.Exchange, []byte) ([]byte, error) { panic("test observer panics") }
+
 func registerTestStages(reg *gateway.Registry) {
+	reg.Register(gateway.Factory{Kind: "test_panic", New: func() gateway.Stage { return &panicStage{} }})
 	reg.Register(gateway.Factory{Kind: "test_rename", New: func() gateway.Stage { return &renameStage{} }})
 	reg.Register(gateway.Factory{Kind: "test_count", New: func() gateway.Stage { return countStage{} }})
 }
@@ -330,4 +346,30 @@ keys:
 		t.Errorf("SDK error = %d %q", e.StatusCode, e.Type)
 	}
 	_ = time.Second
+}
+
+func TestPanicsFailOneRequest(t *testing.T) {
+	g := startGateway(t, simConfig(`
+routes:
+  - name: boom
+    match: {header: {x-boom: handle}}
+    chain: [test_panic]
+  - name: boom-stream
+    match: {header: {x-boom: stream}}
+    chain: [{test_panic: {in_stream: true}}]
+  - name: fine
+`))
+	body := `{"model":"sim-chat","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"stream":true}`
+	code, _, b := post(t, g.url+"/v1/chat/completions", body, "x-boom", "handle")
+	if code != 500 || !strings.Contains(string(b), `"internal_error"`) {
+		t.Errorf("panic in a stage: %d %s", code, b)
+	}
+	code, _, b = post(t, g.url+"/v1/chat/completions", body, "x-boom", "stream")
+	if code != 200 || !strings.Contains(string(b), `data: {"error":`) || strings.Contains(string(b), "[DONE]") {
+		t.Errorf("panic in a stream observer: %d %s", code, b)
+	}
+	// The gateway lives on.
+	if code, _, b = post(t, g.url+"/v1/chat/completions", body); code != 200 || !strings.Contains(string(b), "[DONE]") {
+		t.Errorf("after the panics: %d %s", code, b)
+	}
 }

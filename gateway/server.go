@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -307,7 +308,7 @@ func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
 	s.setRequestID(ctx, x)
 
 	if err := s.prepare(ctx, x, gen); err == nil {
-		err = gen.chains[x.Route.Index].Handle(x)
+		err = s.runChain(gen, x)
 		if err != nil {
 			s.fail(ctx, x, err)
 		} else {
@@ -318,6 +319,23 @@ func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
 		s.fail(ctx, x, err)
 	}
 	s.finish(x)
+}
+
+// runChain runs the route's chain. A panic in a stage fails this request
+// with a 500 and a log line carrying the stack; it never takes the process
+// down.
+func (s *Server) runChain(gen *Generation, x *Exchange) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			x.watch(false)
+			x.closeStream()
+			x.Streaming = false
+			s.log.Error("panic in a request's chain", "request_id", string(x.RequestID), "route", routeName(x.Route),
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = &Error{Status: fasthttp.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+		}
+	}()
+	return gen.chains[x.Route.Index].Handle(x)
 }
 
 // prepare copies and scans the body, authenticates, and routes.
