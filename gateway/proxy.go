@@ -184,6 +184,9 @@ func (p *proxy) transportError(x *Exchange, c *backends.Client, err error) *atte
 	case errors.Is(err, backends.ErrCanceled):
 		// The client is gone: no retry, no fallback; 499 is for the logs and metrics.
 		return &attemptError{e: &Error{Status: StatusClientClosed, Code: CodeClientClosed, Message: "the client closed the connection", Err: err}}
+	case errors.Is(err, backends.ErrNoFreeConns):
+		// A full connection pool is load, not a broken backend.
+		return &attemptError{e: &Error{Status: fasthttp.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1, Message: "backend " + c.Name() + " has no free connection", Err: err}, retry: true}
 	case errors.Is(err, backends.ErrFirstByteTimeout):
 		return &attemptError{e: &Error{Status: fasthttp.StatusGatewayTimeout, Code: CodeUpstreamTimeout, Message: "backend " + c.Name() + " did not answer in time", Err: err}, retry: true, unhealthy: true}
 	default:
