@@ -95,8 +95,9 @@ type Exchange struct {
 	gen       *Generation
 	srv       *Server
 	upBody    []byte
-	events    *sse.Reader             // kept across pooling: its buffer is reused
-	reqHeader *fasthttp.RequestHeader // valid only while the handler runs
+	events    *sse.Reader              // kept across pooling: its buffer is reused
+	reqHeader *fasthttp.RequestHeader  // valid only while the handler runs
+	resHeader *fasthttp.ResponseHeader // the client's response headers, likewise
 	observers []StreamObserver
 	upReq     *fasthttp.Request
 	upResp    *fasthttp.Response

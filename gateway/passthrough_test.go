@@ -42,6 +42,8 @@ func startEcho(t *testing.T) *echoUpstream {
 			e.hdr.Add(string(k), string(v))
 		}
 		e.mu.Unlock()
+		ctx.Response.Header.Set("X-Ratelimit-Remaining-Requests", "99")
+		ctx.Response.Header.Set("X-Upstream-Internal", "not for clients")
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(answer)
 	}}
@@ -102,6 +104,9 @@ routes:
 	}
 	if uh.Get("X-Team") != "blue" || uh.Get("X-Drop-Me") != "" || uh.Get("X-Custom") != "kept" || uh.Get("X-Request-Id") != "req-123" {
 		t.Errorf("upstream headers = %v", uh)
+	}
+	if hdr.Get("X-Ratelimit-Remaining-Requests") != "99" || hdr.Get("X-Upstream-Internal") != "" {
+		t.Errorf("upstream rate-limit headers should pass, others not: %v", hdr)
 	}
 	if hdr.Get("X-Served-By") != "switchyard" || hdr.Get("X-Request-Id") != "req-123" || hdr.Get("X-Switchyard-Route") != "main" {
 		t.Errorf("response headers = %v", hdr)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -157,6 +158,7 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	p.metrics.upstreamResult(x, sc)
 	x.Status = sc
 	x.ContentType = append(x.ContentType[:0], resp.Header.ContentType()...)
+	forwardRateLimitHeaders(x, &resp.Header)
 	if x.Fields.Stream && sc == fasthttp.StatusOK {
 		x.Streaming = true
 		return nil
@@ -226,6 +228,21 @@ func upstreamStatusError(name string, resp *fasthttp.Response, stream bool) *Err
 	}
 	return e
 }
+
+// forwardRateLimitHeaders passes an upstream's x-ratelimit-* headers (as
+// OpenAI and some servers send them) to the client.
+func forwardRateLimitHeaders(x *Exchange, h *fasthttp.ResponseHeader) {
+	if x.resHeader == nil {
+		return
+	}
+	for k, v := range h.All() {
+		if len(k) > len(rateLimitPrefix) && bytes.EqualFold(k[:len(rateLimitPrefix)], rateLimitPrefix) {
+			x.resHeader.SetBytesKV(k, v)
+		}
+	}
+}
+
+var rateLimitPrefix = []byte("x-ratelimit-")
 
 // hopHeaders are not forwarded upstream: connection-level headers, the
 // client's gateway credentials, and encodings the gateway already undid.

@@ -69,7 +69,9 @@ func (s *panicStage) Handle(x *gateway.Exchange, next gateway.Handler) error {
 	return next.Handle(x)
 }
 
-func (s *panicStage) OnEvent(*gateway.Exchange, []byte) ([]byte, error) { panic("test observer panics") }
+func (s *panicStage) OnEvent(*gateway.Exchange, []byte) ([]byte, error) {
+	panic("test observer panics")
+}
 
 func registerTestStages(reg *gateway.Registry) {
 	reg.Register(gateway.Factory{Kind: "test_panic", New: func() gateway.Stage { return &panicStage{} }})

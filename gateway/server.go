@@ -301,7 +301,7 @@ func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
 	gen.acquire()
 	x := acquireExchange()
 	x.srv, x.gen, x.Op, x.Start = s, gen, op, time.Now()
-	x.reqHeader = &ctx.Request.Header
+	x.reqHeader, x.resHeader = &ctx.Request.Header, &ctx.Response.Header
 	if c := ctx.Conn(); watchable(c) {
 		x.client = c
 	}
@@ -457,7 +457,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, x *Exchange) {
 		h.Set("Cache-Control", "no-cache")
 		h.Set("X-Accel-Buffering", "no")
 		s.metrics.overhead(x, time.Since(x.Start))
-		x.reqHeader = nil // the client's request is not ours after the handler
+		x.reqHeader, x.resHeader = nil, nil // the client's request is not ours after the handler
 		x.client = nil
 		ctx.SetBodyStreamWriter(x.writeFn)
 		return
