@@ -226,6 +226,9 @@ func (g *Generation) Close() {
 	for _, c := range g.closers {
 		errs = append(errs, c.Close())
 	}
+	for _, c := range g.clients {
+		c.Close() // idle upstream connections; none is in use any more
+	}
 	for _, s := range g.sims {
 		errs = append(errs, s.Close())
 	}
