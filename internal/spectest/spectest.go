@@ -268,13 +268,15 @@ func pointer(tokens []string) string {
 
 // Check is the test helper: it validates body against the component schema
 // named schema and reports a mismatch with t.Errorf, showing the body. When
-// the specification is absent it skips t with a message saying so; any other
-// failure to load or compile is reported with t.Fatalf.
+// the specification is absent only the check is skipped: it logs a message
+// saying so and returns, and the rest of the test goes on. Any other failure
+// to load or compile is reported with t.Fatalf.
 func Check(t testing.TB, schema string, body []byte) {
 	t.Helper()
 	s, err := Load()
 	if errors.Is(err, ErrNoSpec) {
-		t.Skipf("skipping OpenAPI conformance check: %v", err)
+		t.Logf("skipping OpenAPI conformance check: %v", err)
+		return
 	}
 	if err != nil {
 		t.Fatalf("loading OpenAI specification: %v", err)
