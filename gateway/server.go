@@ -102,6 +102,8 @@ func New(o Options) (*Server, error) {
 		ErrorHandler:                  s.fasthttpError,
 		Logger:                        fasthttpLogger{s.log},
 	}
+	s.admin = &fasthttp.Server{Handler: s.adminHandler, Name: "switchyard-admin", NoDefaultServerHeader: true,
+		ReadTimeout: 10 * time.Second, CloseOnShutdown: true, Logger: fasthttpLogger{s.log}}
 	s.watcher.xs = map[*Exchange]struct{}{}
 	s.wg.Add(1)
 	go s.runWatcher()
@@ -136,8 +138,6 @@ func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 
 // ServeAdmin serves the admin API on ln until Shutdown.
 func (s *Server) ServeAdmin(ln net.Listener) error {
-	s.admin = &fasthttp.Server{Handler: s.adminHandler, Name: "switchyard-admin", NoDefaultServerHeader: true,
-		ReadTimeout: 10 * time.Second, CloseOnShutdown: true, Logger: fasthttpLogger{s.log}}
 	return s.admin.Serve(ln)
 }
 
@@ -145,9 +145,7 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 // finish until ctx ends, then stops everything the server owns.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
-	if s.admin != nil {
-		errs = append(errs, s.admin.ShutdownWithContext(ctx))
-	}
+	errs = append(errs, s.admin.ShutdownWithContext(ctx))
 	errs = append(errs, s.srv.ShutdownWithContext(ctx))
 	s.cancel()
 	s.wg.Wait()

@@ -61,6 +61,10 @@ func runServe(args []string) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if a := srv.AdminAddr(); a != "" {
+		if adm := srv.Current().Config.Admin; adm.Token.Value() == "" && !adm.Insecure {
+			_ = srv.Shutdown(context.Background())
+			return fmt.Errorf("the admin API on %s needs admin.token in the config (or admin.insecure: true)", a)
+		}
 		aln, err := net.Listen("tcp", a)
 		if err != nil {
 			_ = srv.Shutdown(context.Background())
