@@ -1,0 +1,22 @@
+package plugins
+
+import (
+	"slices"
+	"testing"
+
+	"switchyard/gateway"
+)
+
+func TestRegisterAll(t *testing.T) {
+	reg := gateway.NewRegistry()
+	RegisterAll(reg)
+	if got, want := reg.Kinds(), []string{"defaults", "headers"}; !slices.Equal(got, want) {
+		t.Errorf("registered kinds = %v, want %v", got, want)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("registering the built-in stages twice did not panic")
+		}
+	}()
+	RegisterAll(reg)
+}
