@@ -1,0 +1,49 @@
+// The official OpenAI Node SDK against a Switchyard gateway: every call must
+// behave exactly as against OpenAI. Usage: node sdk.mjs BASE_URL
+import assert from "node:assert/strict";
+import OpenAI from "openai";
+
+const client = new OpenAI({ baseURL: process.argv[2], apiKey: "unused", maxRetries: 0 });
+
+// Embeddings: the Node SDK asks for base64 on the wire and decodes it.
+const emb = await client.embeddings.create({ model: "sim-embed", input: ["the cat sat", "a dog ran"] });
+assert.equal(emb.data.length, 2);
+assert.ok(emb.data[0].embedding.length > 0 && typeof emb.data[0].embedding[0] === "number");
+const norm = Math.hypot(...emb.data[0].embedding);
+assert.ok(Math.abs(norm - 1) < 1e-3, `unit vector expected, norm ${norm}`);
+
+const chat = await client.chat.completions.create({
+  model: "sim-chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 5,
+});
+assert.equal(chat.object, "chat.completion");
+assert.equal(chat.choices[0].message.role, "assistant");
+assert.ok(chat.choices[0].message.content.length > 0);
+assert.equal(chat.usage.completion_tokens, 5);
+
+const stream = await client.chat.completions.create({
+  model: "sim-chat", stream: true, stream_options: { include_usage: true },
+  messages: [{ role: "user", content: "Stream" }], max_tokens: 4,
+});
+let text = "", usage = null, finish = null, chunks = 0;
+for await (const chunk of stream) {
+  chunks++;
+  if (chunk.choices.length === 0) { usage = chunk.usage; continue; }
+  text += chunk.choices[0].delta.content ?? "";
+  finish = chunk.choices[0].finish_reason ?? finish;
+}
+assert.ok(text.length > 0 && chunks >= 5);
+assert.equal(finish, "length");
+assert.equal(usage.completion_tokens, 4);
+
+const comp = await client.completions.create({ model: "sim-chat", prompt: "Once", max_tokens: 3 });
+assert.equal(comp.object, "text_completion");
+
+const ids = [];
+for await (const m of client.models.list()) ids.push(m.id);
+assert.deepEqual(ids, ["sim-chat", "sim-embed"]);
+
+await assert.rejects(
+  client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "x" }] }),
+  (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && /does not exist/.test(e.message),
+);
+console.log("node sdk: ok");
