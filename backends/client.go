@@ -127,9 +127,6 @@ func New(o Options) (*Client, error) {
 // Name is the backend's configured name.
 func (c *Client) Name() string { return c.opts.Name }
 
-// Options returns the options the client was built with.
-func (c *Client) Options() Options { return c.opts }
-
 // Close closes the idle connections; calls in flight finish, and their
 // connections are closed when they end.
 func (c *Client) Close() { c.pool.close() }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -53,11 +52,6 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
-
-// Errorf builds an *Error.
-func Errorf(status int, code Code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
 
 // asError turns any error into an *Error (500 for unknown ones).
 func asError(err error) *Error {

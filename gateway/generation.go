@@ -259,13 +259,18 @@ func appendModelList(dst []byte, names []string, p *Principal, created int64) []
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = append(dst, `{"id":`...)
-		dst = jsonscan.AppendString(dst, n)
-		dst = append(dst, `,"object":"model","created":`...)
-		dst = strconv.AppendInt(dst, created, 10)
-		dst = append(dst, `,"owned_by":"switchyard"}`...)
+		dst = appendModel(dst, []byte(n), created)
 	}
 	return append(dst, "]}"...)
+}
+
+// appendModel renders one model object, as GET /v1/models/{model} answers it.
+func appendModel(dst, name []byte, created int64) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = jsonscan.AppendString(dst, string(name))
+	dst = append(dst, `,"object":"model","created":`...)
+	dst = strconv.AppendInt(dst, created, 10)
+	return append(dst, `,"owned_by":"switchyard"}`...)
 }
 
 // allows reports whether the principal may use model.

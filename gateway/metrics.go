@@ -38,23 +38,20 @@ type seriesKey struct {
 
 // labelNames lists each metric's labels in order, with its help text.
 var labelNames = map[string][]string{
-	"switchyard_requests_total":               {"route", "model", "backend", "op"},
-	"switchyard_request_duration_seconds":     {"route", "model", "op"},
-	"switchyard_gateway_overhead_seconds":     {"op"},
-	"switchyard_upstream_duration_seconds":    {"backend"},
-	"switchyard_upstream_responses_total":     {"backend"},
-	"switchyard_ttft_seconds":                 {"model"},
-	"switchyard_inter_token_latency_seconds":  {"model"},
-	"switchyard_tokens_total":                 {"model", "backend", "type"},
-	"switchyard_retries_total":                {"model"},
-	"switchyard_fallbacks_total":              {"model", "fallback"},
-	"switchyard_stream_errors_total":          {"model"},
-	"switchyard_client_disconnects_total":     {"model"},
-	"switchyard_config_reloads_total":         {"result"},
-	"switchyard_requests_rejected_total":      {"reason"},
-	"switchyard_upstream_first_byte_seconds":  {"backend"},
-	"switchyard_stream_duration_seconds":      {"model"},
-	"switchyard_upstream_request_bytes_total": {"backend"},
+	"switchyard_requests_total":              {"route", "model", "backend", "op"},
+	"switchyard_request_duration_seconds":    {"route", "model", "op"},
+	"switchyard_gateway_overhead_seconds":    {"op"},
+	"switchyard_upstream_responses_total":    {"backend"},
+	"switchyard_ttft_seconds":                {"model"},
+	"switchyard_inter_token_latency_seconds": {"model"},
+	"switchyard_tokens_total":                {"model", "backend", "type"},
+	"switchyard_retries_total":               {"model"},
+	"switchyard_fallbacks_total":             {"model", "fallback"},
+	"switchyard_stream_errors_total":         {"model"},
+	"switchyard_client_disconnects_total":    {"model"},
+	"switchyard_config_reloads_total":        {"result"},
+	"switchyard_upstream_first_byte_seconds": {"backend"},
+	"switchyard_stream_duration_seconds":     {"model"},
 }
 
 // latencyBuckets cover 100us to 60s for request, TTFT and overhead times.

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -92,7 +91,7 @@ func TestSDKChatPlainAndStreamed(t *testing.T) {
 	ctx := context.Background()
 
 	var raw []byte
-	resp, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+	_, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
 		Model:     "sim-chat",
 		Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello to the gateway")},
 		MaxTokens: openai.Int(12),
@@ -100,7 +99,6 @@ func TestSDKChatPlainAndStreamed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("chat: %v", err)
 	}
-	_ = resp
 	var cc openai.ChatCompletion
 	if err := json.Unmarshal(raw, &cc); err != nil {
 		t.Fatalf("chat body %s: %v", raw, err)
@@ -164,7 +162,7 @@ func TestSDKCompletionsEmbeddingsModels(t *testing.T) {
 	ctx := context.Background()
 
 	var raw []byte
-	comp, err := c.Completions.New(ctx, openai.CompletionNewParams{
+	_, err := c.Completions.New(ctx, openai.CompletionNewParams{
 		Model:     "sim-chat",
 		Prompt:    openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
 		MaxTokens: openai.Int(5),
@@ -172,21 +170,19 @@ func TestSDKCompletionsEmbeddingsModels(t *testing.T) {
 	if err != nil {
 		t.Fatalf("completions: %v", err)
 	}
-	_ = comp
 	var cr openai.Completion
 	if err := json.Unmarshal(raw, &cr); err != nil || len(cr.Choices) != 1 || cr.Choices[0].Text == "" || cr.Object != "text_completion" {
 		t.Errorf("completions response %s (%v)", raw, err)
 	}
 	spectest.Check(t, "CreateCompletionResponse", raw)
 
-	emb, err := c.Embeddings.New(ctx, openai.EmbeddingNewParams{
+	_, err = c.Embeddings.New(ctx, openai.EmbeddingNewParams{
 		Model: "sim-embed",
 		Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"the cat sat", "the cat sat down"}},
 	}, option.WithResponseBodyInto(&raw))
 	if err != nil {
 		t.Fatalf("embeddings: %v", err)
 	}
-	_ = emb
 	var er openai.CreateEmbeddingResponse
 	if err := json.Unmarshal(raw, &er); err != nil || len(er.Data) != 2 || len(er.Data[0].Embedding) == 0 {
 		t.Fatalf("embeddings response %.300s (%v)", raw, err)
@@ -211,11 +207,10 @@ func TestSDKCompletionsEmbeddingsModels(t *testing.T) {
 		t.Errorf("base64 embedding decodes to %d bytes (%v), want %d", len(dec), err, 4*len(er.Data[0].Embedding))
 	}
 
-	page, err := c.Models.List(ctx, option.WithResponseBodyInto(&raw))
+	_, err = c.Models.List(ctx, option.WithResponseBodyInto(&raw))
 	if err != nil {
 		t.Fatalf("models: %v", err)
 	}
-	_ = page
 	var ml struct {
 		Object string `json:"object"`
 		Data   []struct {
@@ -227,11 +222,10 @@ func TestSDKCompletionsEmbeddingsModels(t *testing.T) {
 	}
 	spectest.Check(t, "ListModelsResponse", raw)
 
-	m, err := c.Models.Get(ctx, "sim-embed", option.WithResponseBodyInto(&raw))
+	_, err = c.Models.Get(ctx, "sim-embed", option.WithResponseBodyInto(&raw))
 	if err != nil {
 		t.Fatalf("model retrieve: %v", err)
 	}
-	_ = m
 	spectest.Check(t, "Model", raw)
 	if !strings.Contains(string(raw), `"id":"sim-embed"`) {
 		t.Errorf("retrieved model %s", raw)
@@ -347,7 +341,6 @@ keys:
 	if e := apiError(t, err); e.StatusCode != 401 || e.Type != "authentication_error" {
 		t.Errorf("SDK error = %d %q", e.StatusCode, e.Type)
 	}
-	_ = time.Second
 }
 
 func TestPanicsFailOneRequest(t *testing.T) {

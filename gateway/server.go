@@ -282,11 +282,8 @@ func (s *Server) serveModel(ctx *fasthttp.RequestCtx, name []byte) {
 			Message: "the model " + strconv.Quote(string(name)) + " does not exist"})
 		return
 	}
-	b := appendModelList(nil, []string{string(name)}, nil, gen.Built.Unix())
-	// Unwrap the one-element list into the model object.
-	b = b[len(`{"object":"list","data":[`) : len(b)-2]
 	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
+	ctx.SetBody(appendModel(nil, name, gen.Built.Unix()))
 }
 
 func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
@@ -415,15 +412,19 @@ func (g *Generation) principal(ctx *fasthttp.RequestCtx) (*Principal, error) {
 
 // setRequestID takes a sane client x-request-id or makes one, and returns it.
 func (s *Server) setRequestID(ctx *fasthttp.RequestCtx, x *Exchange) {
-	id := ctx.Request.Header.Peek("X-Request-Id")
-	if len(id) > 0 && len(id) <= 128 && printable(id) {
-		x.RequestID = append(x.RequestID[:0], id...)
-	} else {
-		x.RequestID = append(x.RequestID[:0], s.idPrefix[:]...)
-		x.RequestID = append(x.RequestID, '-')
-		x.RequestID = strconv.AppendUint(x.RequestID, s.idSeq.Add(1), 36)
-	}
+	x.RequestID = s.appendRequestID(x.RequestID[:0], ctx)
 	ctx.Response.Header.SetBytesV("X-Request-Id", x.RequestID)
+}
+
+// appendRequestID appends the client's x-request-id when it is sane (at most
+// 128 printable bytes), else a new one: the process prefix and a counter.
+func (s *Server) appendRequestID(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	if id := ctx.Request.Header.Peek("X-Request-Id"); len(id) > 0 && len(id) <= 128 && printable(id) {
+		return append(dst, id...)
+	}
+	dst = append(dst, s.idPrefix[:]...)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, s.idSeq.Add(1), 36)
 }
 
 func printable(b []byte) bool {
@@ -535,13 +536,7 @@ func (s *Server) serveReady(ctx *fasthttp.RequestCtx) {
 // fasthttpError renders fasthttp's own errors (oversized body, bad request
 // line) as OpenAI error bodies.
 func (s *Server) fasthttpError(ctx *fasthttp.RequestCtx, err error) {
-	var id []byte
-	if v := ctx.Request.Header.Peek("X-Request-Id"); len(v) > 0 && len(v) <= 128 && printable(v) {
-		id = v
-	} else {
-		id = strconv.AppendUint(append(s.idPrefix[:len(s.idPrefix):len(s.idPrefix)], '-'), s.idSeq.Add(1), 36)
-	}
-	ctx.Response.Header.SetBytesV("X-Request-Id", id)
+	ctx.Response.Header.SetBytesV("X-Request-Id", s.appendRequestID(nil, ctx))
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		writeError(ctx, &Error{Status: fasthttp.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "request body exceeds " + strconv.Itoa(s.maxBody) + " bytes"})
 		return
