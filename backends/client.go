@@ -8,6 +8,7 @@ package backends
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -43,6 +44,10 @@ var (
 	ErrConnect = errors.New("connecting to upstream")
 	// ErrFirstByteTimeout: no response header arrived in time.
 	ErrFirstByteTimeout = errors.New("upstream sent no response before the first-byte timeout")
+	// ErrTotalTimeout: the call ran past its total deadline.
+	ErrTotalTimeout = errors.New("upstream call exceeded its total timeout")
+	// ErrIdleTimeout: a streamed body went quiet for longer than the idle timeout.
+	ErrIdleTimeout = errors.New("upstream stream idle for longer than the idle timeout")
 	// ErrCanceled: the call was cancelled (the client went away).
 	ErrCanceled = errors.New("upstream call cancelled")
 	// ErrNoFreeConns: the backend's connection limit is reached.
@@ -221,9 +226,10 @@ func (c *Client) roundTrip(k *Call, req *fasthttp.Request, resp *fasthttp.Respon
 	if c.opts.FirstByte > 0 {
 		headerBy = start.Add(c.opts.FirstByte)
 	}
+	totalBound := false // the total deadline is the one that bounds the head
 	if c.opts.Total > 0 {
-		if t := start.Add(c.opts.Total); t.Before(headerBy) {
-			headerBy = t
+		if t := start.Add(c.opts.Total); !t.After(headerBy) {
+			headerBy, totalBound = t, true
 		}
 	}
 	for attempt := 0; ; attempt++ {
@@ -257,7 +263,7 @@ func (c *Client) roundTrip(k *Call, req *fasthttp.Request, resp *fasthttp.Respon
 		if reused && attempt == 0 && !k.Canceled() && staleConn(err) {
 			continue
 		}
-		return nil, c.classify(k, err)
+		return nil, c.classify(k, err, totalBound)
 	}
 }
 
@@ -272,14 +278,27 @@ func staleConn(err error) bool {
 		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
 }
 
-func (c *Client) classify(k *Call, err error) error {
+func (c *Client) classify(k *Call, err error, totalBound bool) error {
 	if k.Canceled() {
 		return fmt.Errorf("backend %s: %w", c.opts.Name, ErrCanceled)
 	}
 	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+		if totalBound {
+			return fmt.Errorf("backend %s: %w", c.opts.Name, ErrTotalTimeout)
+		}
 		return fmt.Errorf("backend %s: %w", c.opts.Name, ErrFirstByteTimeout)
 	}
 	return fmt.Errorf("backend %s: %w", c.opts.Name, err)
+}
+
+// Redact returns b with this backend's API key replaced by "[redacted]",
+// for logging what an upstream answered (some echo the credentials they
+// were sent). It returns b itself when there is nothing to replace.
+func (c *Client) Redact(b []byte) []byte {
+	if c.opts.APIKey == "" || !bytes.Contains(b, []byte(c.opts.APIKey)) {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte(c.opts.APIKey), []byte("[redacted]"))
 }
 
 // done ends the call's use of pc: back to the pool when keep is true and the
@@ -308,10 +327,18 @@ type Stream struct {
 // Read reads the body; io.EOF marks its clean end.
 func (s *Stream) Read(p []byte) (int, error) {
 	n, err := s.resp.BodyStream().Read(p)
-	if err == io.EOF {
+	switch {
+	case err == nil:
+	case err == io.EOF:
 		s.eof = true
-	} else if err != nil && s.k.Canceled() {
+	case s.k.Canceled():
 		err = fmt.Errorf("backend %s: %w", s.c.opts.Name, ErrCanceled)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if !s.deadline.IsZero() && !time.Now().Before(s.deadline) {
+			err = fmt.Errorf("backend %s: %w", s.c.opts.Name, ErrTotalTimeout)
+		} else {
+			err = fmt.Errorf("backend %s: %w", s.c.opts.Name, ErrIdleTimeout)
+		}
 	}
 	return n, err
 }

@@ -130,7 +130,7 @@ func TestErrors(t *testing.T) {
 	t.Run("total timeout", func(t *testing.T) {
 		var k Call
 		_, err := call(newClient(t, stall, Options{Total: 100 * time.Millisecond}), &k)
-		if !errors.Is(err, ErrFirstByteTimeout) {
+		if !errors.Is(err, ErrTotalTimeout) {
 			t.Errorf("err = %v", err)
 		}
 	})

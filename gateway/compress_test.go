@@ -52,7 +52,7 @@ func TestErrorBody(t *testing.T) {
 			"invalid_request_error", "invalid_request_error", "model", `you must provide a "model"`},
 		{&Error{Status: 404, Code: CodeNotFound, Message: "no such model"}, "invalid_request_error", "model_not_found", "", "no such model"},
 		{&Error{Status: 429, Code: CodeRateLimited, Message: "slow down"}, "rate_limit_error", "rate_limit_exceeded", "", "slow down"},
-		{&Error{Status: 502, Code: CodeUpstream, Message: "calling backend a", Err: errString("refused")}, "api_error", "upstream_error", "", "calling backend a: refused"},
+		{&Error{Status: 502, Code: CodeUpstream, Message: "calling backend a", Err: errString("refused")}, "api_error", "upstream_error", "", "calling backend a"},
 	}
 	for _, tc := range cases {
 		b := appendErrorBody(nil, tc.e)

@@ -78,14 +78,12 @@ func errorType(c Code) string {
 	}
 }
 
-// appendErrorBody appends {"error":{"message","type","param","code"}}.
+// appendErrorBody appends {"error":{"message","type","param","code"}}. The
+// message is e.Message alone: e.Err holds details for the log (an upstream's
+// body, dial addresses) that clients must not see.
 func appendErrorBody(dst []byte, e *Error) []byte {
 	dst = append(dst, `{"error":{"message":`...)
-	msg := e.Message
-	if e.Err != nil && e.Status >= 500 {
-		msg = e.Message + ": " + e.Err.Error()
-	}
-	dst = jsonscan.AppendString(dst, msg)
+	dst = jsonscan.AppendString(dst, e.Message)
 	dst = append(dst, `,"type":`...)
 	dst = jsonscan.AppendString(dst, errorType(e.Code))
 	dst = append(dst, `,"param":`...)

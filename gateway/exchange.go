@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -102,6 +103,7 @@ type Exchange struct {
 	upReq     *fasthttp.Request
 	upResp    *fasthttp.Response
 	stream    *backends.Stream
+	src       io.Reader // what the relay reads: stream, or its decoder
 	call      backends.Call
 	client    net.Conn // the client's connection, while the disconnect watcher holds the exchange
 	upStart   time.Time
@@ -113,6 +115,19 @@ type Exchange struct {
 	tmp       []byte
 	writeFn   func(w *bufio.Writer)
 	tries     int
+
+	// hideUsage: the gateway asked the upstream for stream usage the client
+	// did not ask for, and drops the usage chunk; usageBody is the body
+	// that asks for it.
+	hideUsage    bool
+	usageBodySet bool
+	usageBody    []byte
+	upModel      []byte // the target's model name as a JSON string
+
+	// rateLimitKeys are the x-ratelimit-* headers a 429 attempt set on the
+	// client response (dropped if a later attempt answers).
+	rateLimited   bool
+	rateLimitKeys [][]byte
 }
 
 var exchangePool sync.Pool
@@ -156,6 +171,9 @@ func releaseExchange(x *Exchange) {
 		observers:             x.observers[:0],
 		tmp:                   trimBuf(x.tmp),
 		upBody:                trimBuf(x.upBody),
+		usageBody:             trimBuf(x.usageBody),
+		upModel:               trimBuf(x.upModel),
+		rateLimitKeys:         x.rateLimitKeys[:0],
 		events:                x.events,
 		writeFn:               x.writeFn,
 	}

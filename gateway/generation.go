@@ -39,6 +39,7 @@ type Generation struct {
 	closers  []Closer
 	models   []byte // GET /v1/models body
 	poolName []string
+	poolKey  [][]byte // poolName as bytes, for matching without converting
 
 	inflight atomic.Int64
 	retired  atomic.Bool
@@ -103,6 +104,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	}
 	for _, p := range g.Router.Pools() {
 		g.poolName = append(g.poolName, p.Name)
+		g.poolKey = append(g.poolKey, []byte(p.Name))
 	}
 
 	// Upstream clients, embedded simulators first.
@@ -271,6 +273,12 @@ func appendModel(dst, name []byte, created int64) []byte {
 	dst = append(dst, `,"object":"model","created":`...)
 	dst = strconv.AppendInt(dst, created, 10)
 	return append(dst, `,"owned_by":"switchyard"}`...)
+}
+
+// allowsPool reports whether the principal may use pool p of generation g;
+// a nil principal (no keys configured) may use every pool.
+func (p *Principal) allowsPool(g *Generation, pool *router.Pool) bool {
+	return p == nil || p.allows(g.poolKey[pool.Index])
 }
 
 // allows reports whether the principal may use model.

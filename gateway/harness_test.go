@@ -46,6 +46,13 @@ type gw struct {
 // file and serves it on a loopback port until the test ends.
 func startGateway(t *testing.T, cfg string) *gw {
 	t.Helper()
+	return startGatewayLog(t, cfg, nil)
+}
+
+// startGatewayLog is startGateway with the gateway's debug log written to
+// logw (when not nil).
+func startGatewayLog(t *testing.T, cfg string, logw io.Writer) *gw {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "switchyard.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -54,7 +61,9 @@ func startGateway(t *testing.T, cfg string) *gw {
 	plugins.RegisterAll(reg)
 	registerTestStages(reg)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	if logw != nil {
+		log = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := gateway.New(gateway.Options{ConfigPath: path, Registry: reg, Log: log})

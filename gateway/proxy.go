@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strconv"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
 	"github.com/valyala/fasthttp"
 
 	"switchyard/backends"
@@ -33,6 +36,11 @@ func (p *proxy) Handle(x *Exchange) error {
 	if x.Status != 0 {
 		return nil // a stage already answered
 	}
+	// Every stream asks its upstream for usage (token metrics and, later,
+	// limits need it); a client that did not ask does not get the usage
+	// chunk.
+	x.hideUsage = x.Fields.Stream && !x.Fields.IncludeUsage && (x.Op == OpChat || x.Op == OpCompletions)
+	x.usageBodySet = false
 	var last *Error
 	pool := x.Pool
 	fallbackDepth := 0
@@ -77,9 +85,14 @@ func (p *proxy) Handle(x *Exchange) error {
 			last = err.e
 			avoid = t
 		}
-		// Fall back to the next pool, in order, before anything reached the client.
+		// Fall back to the next pool, in order, before anything reached the
+		// client; pools the caller's key may not use are skipped.
 		next := nextFallback(x.Pool, fallbackDepth)
 		fallbackDepth++
+		for next != nil && !x.Principal.allowsPool(p.gen, next) {
+			next = nextFallback(x.Pool, fallbackDepth)
+			fallbackDepth++
+		}
 		if next != nil {
 			p.metrics.fallback(pool, next)
 		}
@@ -119,14 +132,7 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	req.Reset()
 	c.PrepareRequest(req, fasthttp.MethodPost, x.Op.Path())
 	p.copyHeaders(x, req)
-	// The body goes upstream untouched but for the model name.
-	if t.Model != "" && string(x.Fields.Model) != t.Model {
-		x.Scratch = jsonscan.AppendString(x.Scratch[:0], t.Model)
-		x.upBody = jsonscan.Set(x.upBody[:0], x.Body, "model", x.Scratch)
-		req.SetBodyRaw(x.upBody)
-	} else {
-		req.SetBodyRaw(x.Body)
-	}
+	req.SetBodyRaw(x.upstreamBody(t))
 	if x.upResp == nil {
 		x.upResp = fasthttp.AcquireResponse()
 	}
@@ -150,7 +156,10 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	x.Backend = c.Name()
 	sc := resp.StatusCode()
 	if sc == fasthttp.StatusTooManyRequests || sc >= 500 {
-		e := upstreamStatusError(c.Name(), resp, x.Fields.Stream)
+		e := upstreamStatusError(c, resp, x.Fields.Stream)
+		if sc == fasthttp.StatusTooManyRequests {
+			forwardRateLimitHeaders(x, &resp.Header) // the client may pace itself by them
+		}
 		x.closeStream()
 		p.metrics.upstreamResult(x, sc)
 		return &attemptError{e: e, retry: true, unhealthy: sc != fasthttp.StatusTooManyRequests}
@@ -159,13 +168,20 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	x.Status = sc
 	x.ContentType = append(x.ContentType[:0], resp.Header.ContentType()...)
 	forwardRateLimitHeaders(x, &resp.Header)
-	if x.Fields.Stream && sc == fasthttp.StatusOK {
-		x.Streaming = true
-		return nil
-	}
 	if x.Fields.Stream {
+		src, derr := decodedStream(x.stream, resp.Header.ContentEncoding())
+		if derr != nil {
+			x.closeStream()
+			return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream,
+				Message: "backend " + c.Name() + " sent a stream in an unsupported content-encoding", Err: derr}, retry: true, unhealthy: true}
+		}
+		x.src = src
+		if sc == fasthttp.StatusOK {
+			x.Streaming = true
+			return nil
+		}
 		// An error answer to a stream request: read it whole (bounded).
-		b, rerr := readAllLimited(x.stream, 1<<20)
+		b, rerr := readAllLimited(x.src, 1<<20)
 		x.closeStream()
 		if rerr != nil {
 			return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "reading the error answer of backend " + c.Name(), Err: rerr}, retry: true, unhealthy: true}
@@ -173,11 +189,73 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 		x.RespBody = append(x.RespBody[:0], b...)
 		return nil
 	}
-	x.RespBody = append(x.RespBody[:0], resp.Body()...)
+	body := resp.Body()
+	if ce := resp.Header.ContentEncoding(); len(ce) > 0 && !bytes.EqualFold(ce, []byte("identity")) {
+		// The gateway asked for no encoding; one that came anyway is undone,
+		// and writeBody encodes again as the client accepts.
+		b, derr := resp.BodyUncompressedWithLimit(maxUpstreamBody)
+		if derr != nil {
+			return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream,
+				Message: "backend " + c.Name() + " sent a body in an unsupported or corrupt content-encoding", Err: derr}, retry: true, unhealthy: true}
+		}
+		body = b
+	}
+	x.RespBody = append(x.RespBody[:0], body...)
 	if pt, ct, ok := sse.ScanUsage(x.RespBody); ok {
 		x.PromptTokens, x.CompletionTokens = pt, ct
 	}
 	return nil
+}
+
+// maxUpstreamBody bounds a decompressed upstream body.
+const maxUpstreamBody = 64 << 20
+
+// upstreamBody returns the body to send to target t: the exchange's body,
+// asking for stream usage when the gateway hides it from the client, and
+// with the model name of the target.
+func (x *Exchange) upstreamBody(t *router.Target) []byte {
+	body := x.Body
+	if x.hideUsage {
+		if !x.usageBodySet {
+			x.usageBody = x.appendWithUsage(x.usageBody[:0], x.Body)
+			x.usageBodySet = true
+		}
+		body = x.usageBody
+	}
+	if t.Model != "" && string(x.Fields.Model) != t.Model {
+		x.upModel = jsonscan.AppendString(x.upModel[:0], t.Model)
+		x.upBody = jsonscan.Set(x.upBody[:0], body, "model", x.upModel)
+		return x.upBody
+	}
+	return body
+}
+
+// appendWithUsage appends body with stream_options.include_usage set to
+// true, keeping the client's other stream options.
+func (x *Exchange) appendWithUsage(dst, body []byte) []byte {
+	so, ok := jsonscan.Lookup(body, "stream_options")
+	if !ok || len(so) == 0 || so[0] != '{' {
+		return jsonscan.Set(dst, body, "stream_options", includeUsage)
+	}
+	x.tmp = jsonscan.Set(x.tmp[:0], so, "include_usage", []byte("true"))
+	return jsonscan.Set(dst, body, "stream_options", x.tmp)
+}
+
+var includeUsage = []byte(`{"include_usage":true}`)
+
+// decodedStream reads a streamed upstream body through the decoder of its
+// content-encoding. Streams are almost never encoded (the gateway asks for
+// none), so only gzip and deflate are undone; others are an error.
+func decodedStream(r io.Reader, ce []byte) (io.Reader, error) {
+	switch {
+	case len(ce) == 0 || bytes.EqualFold(ce, []byte("identity")):
+		return r, nil
+	case bytes.EqualFold(ce, []byte("gzip")):
+		return gzip.NewReader(r)
+	case bytes.EqualFold(ce, []byte("deflate")):
+		return zlib.NewReader(r)
+	}
+	return nil, fmt.Errorf("content-encoding %q", ce)
 }
 
 func (p *proxy) transportError(x *Exchange, c *backends.Client, err error) *attemptError {
@@ -185,72 +263,89 @@ func (p *proxy) transportError(x *Exchange, c *backends.Client, err error) *atte
 	switch {
 	case errors.Is(err, backends.ErrCanceled):
 		// The client is gone: no retry, no fallback; 499 is for the logs and metrics.
+		x.Backend = c.Name()
 		return &attemptError{e: &Error{Status: StatusClientClosed, Code: CodeClientClosed, Message: "the client closed the connection", Err: err}}
 	case errors.Is(err, backends.ErrNoFreeConns):
 		// A full connection pool is load, not a broken backend.
 		return &attemptError{e: &Error{Status: fasthttp.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1, Message: "backend " + c.Name() + " has no free connection", Err: err}, retry: true}
 	case errors.Is(err, backends.ErrFirstByteTimeout):
-		return &attemptError{e: &Error{Status: fasthttp.StatusGatewayTimeout, Code: CodeUpstreamTimeout, Message: "backend " + c.Name() + " did not answer in time", Err: err}, retry: true, unhealthy: true}
+		return &attemptError{e: &Error{Status: fasthttp.StatusGatewayTimeout, Code: CodeUpstreamTimeout, Message: "backend " + c.Name() + " did not answer before its first_byte timeout", Err: err}, retry: true, unhealthy: true}
+	case errors.Is(err, backends.ErrTotalTimeout):
+		return &attemptError{e: &Error{Status: fasthttp.StatusGatewayTimeout, Code: CodeUpstreamTimeout, Message: "backend " + c.Name() + " did not answer before its total timeout", Err: err}, retry: true, unhealthy: true}
+	case errors.Is(err, backends.ErrConnect):
+		return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "backend " + c.Name() + " could not be reached", Err: err}, retry: true, unhealthy: true}
 	default:
-		return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "calling backend " + c.Name(), Err: err}, retry: true, unhealthy: true}
+		return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "the connection to backend " + c.Name() + " failed", Err: err}, retry: true, unhealthy: true}
 	}
 }
 
 // upstreamStatusError maps a 429 or 5xx answer of an upstream to the error
-// the client gets if no retry or fallback succeeds.
-func upstreamStatusError(name string, resp *fasthttp.Response, stream bool) *Error {
+// the client gets if no retry or fallback succeeds: the backend's name and
+// status, never its body (which can name internal hosts or echo
+// credentials). The body, redacted, goes into Err for the log.
+func upstreamStatusError(c *backends.Client, resp *fasthttp.Response, stream bool) *Error {
 	sc := resp.StatusCode()
-	var msg []byte
-	if !stream {
-		msg = resp.Body()
-	}
-	e := &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "backend " + name + " answered " + fasthttp.StatusMessage(sc)}
-	switch sc {
-	case fasthttp.StatusTooManyRequests:
+	name := c.Name()
+	e := &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "backend " + name + " answered " + strconv.Itoa(sc) + " " + fasthttp.StatusMessage(sc)}
+	if sc == fasthttp.StatusTooManyRequests {
 		e.Status, e.Code = sc, CodeRateLimited
 		e.Message = "backend " + name + " is rate limiting requests"
-	case fasthttp.StatusServiceUnavailable:
-		e.Status, e.Code = sc, CodeUnavailable
-	case fasthttp.StatusGatewayTimeout:
-		e.Status, e.Code = sc, CodeUpstreamTimeout
-	}
-	if ra := resp.Header.Peek("retry-after"); len(ra) > 0 {
-		n, err := fasthttp.ParseUint(ra)
-		if err == nil {
-			e.RetryAfter = n
+		if ra := resp.Header.Peek("retry-after"); len(ra) > 0 {
+			if n, err := fasthttp.ParseUint(ra); err == nil {
+				e.RetryAfter = n
+			}
+		}
+		if e.RetryAfter == 0 {
+			e.RetryAfter = 1
 		}
 	}
-	if e.RetryAfter == 0 && (e.Status == fasthttp.StatusTooManyRequests || e.Status == fasthttp.StatusServiceUnavailable) {
-		e.RetryAfter = 1
-	}
-	if len(msg) > 0 && len(msg) < 512 {
-		e.Err = errors.New(string(msg))
+	if !stream {
+		if msg := resp.Body(); len(msg) > 0 {
+			if len(msg) > 512 {
+				msg = msg[:512]
+			}
+			e.Err = errors.New("upstream body: " + strconv.Quote(string(c.Redact(msg))))
+		}
 	}
 	return e
 }
 
 // forwardRateLimitHeaders passes an upstream's x-ratelimit-* headers (as
 // OpenAI and some servers send them) to the client.
+// Those of an earlier attempt are dropped first, so that a 429 that a retry
+// recovered from leaves none of its own behind.
 func forwardRateLimitHeaders(x *Exchange, h *fasthttp.ResponseHeader) {
 	if x.resHeader == nil {
 		return
 	}
+	if x.rateLimited {
+		for _, k := range x.rateLimitKeys {
+			x.resHeader.DelBytes(k)
+		}
+		x.rateLimitKeys = x.rateLimitKeys[:0]
+		x.rateLimited = false
+	}
 	for k, v := range h.All() {
 		if len(k) > len(rateLimitPrefix) && bytes.EqualFold(k[:len(rateLimitPrefix)], rateLimitPrefix) {
 			x.resHeader.SetBytesKV(k, v)
+			if h.StatusCode() == fasthttp.StatusTooManyRequests {
+				x.rateLimitKeys = append(x.rateLimitKeys, append([]byte(nil), k...))
+				x.rateLimited = true
+			}
 		}
 	}
 }
 
 var rateLimitPrefix = []byte("x-ratelimit-")
 
-// hopHeaders are not forwarded upstream: connection-level headers, the
-// client's gateway credentials, and encodings the gateway already undid.
+// hopHeaders are not forwarded upstream: connection-level headers, every
+// header a client may carry its gateway key in (authenticate reads
+// Authorization and api-key), and encodings the gateway already undid.
 var hopHeaders = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
 	"Transfer-Encoding": true, "Upgrade": true, "Authorization": true, "Host": true,
 	"Content-Length": true, "Content-Encoding": true, "Accept-Encoding": true,
-	"Proxy-Authorization": true, "X-Api-Key": true,
+	"Proxy-Authorization": true, "X-Api-Key": true, "Api-Key": true,
 }
 
 func (p *proxy) copyHeaders(x *Exchange, req *fasthttp.Request) {
@@ -282,12 +377,15 @@ func (x *Exchange) closeStream() {
 		x.stream.Close()
 		x.stream = nil
 	}
+	x.src = nil
 }
 
 // writeStream relays the upstream stream to the client, event by event,
 // flushing whenever no further event has already arrived. It runs after the
 // handler returned (fasthttp's stream writer) and owns the exchange until it
-// returns: it releases it.
+// returns: it releases it. The client's socket stays watched while the
+// relay waits on the upstream, so a client that leaves before the first
+// token, or in a long gap between events, cancels the generation too.
 func (x *Exchange) writeStream(w *bufio.Writer) {
 	srv := x.srv
 	m := srv.metrics
@@ -295,6 +393,7 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 	defer func() {
 		// A panic in a stream observer ends this stream, not the process.
 		if p := recover(); p != nil {
+			x.watch(false)
 			srv.log.Error("panic while relaying a stream", "request_id", string(x.RequestID), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			x.Scratch = sse.AppendErrorEvent(x.Scratch[:0], "internal error", "api_error", string(CodeInternal))
 			_, _ = w.Write(x.Scratch)
@@ -303,24 +402,28 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 		}
 	}()
 	if x.events == nil {
-		x.events = sse.NewReader(x.stream, maxStreamEvent)
+		x.events = sse.NewReader(x.src, maxStreamEvent)
 	} else {
-		x.events.Reset(x.stream)
+		x.events.Reset(x.src)
 	}
 	r := x.events
 	ttftH, itlH := m.streamHistograms(x)
-	first := true
+	first, sawDone := true, false
 	var last time.Time
+	x.watch(true)
 	for {
 		data, raw, err := r.Next()
 		if err != nil {
-			if err != io.EOF {
-				// The upstream died mid-stream: tell the client, then close.
-				msg := "the upstream stream from backend " + x.Backend + " ended abnormally: " + err.Error()
-				x.Scratch = sse.AppendErrorEvent(x.Scratch[:0], msg, "api_error", string(CodeUpstream))
-				_, _ = w.Write(x.Scratch)
-				_ = w.Flush()
-				m.streamError(x)
+			x.watch(false)
+			switch {
+			case x.call.Canceled() || errors.Is(err, backends.ErrCanceled):
+				x.Status = StatusClientClosed // the watcher found the client gone
+				m.clientGone(x)
+			case err != io.EOF || (!sawDone && x.Op != OpEmbeddings):
+				// The upstream died mid-stream, or closed before [DONE]
+				// (a chat or completions stream always ends with it):
+				// tell the client, since a bare close looks like success.
+				x.abnormalEnd(w, err)
 			}
 			break
 		}
@@ -333,11 +436,16 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 			itlH.Update(now.Sub(last).Seconds())
 		}
 		last = now
+		out := raw
 		if pt, ct, ok := sse.ScanUsage(data); ok {
 			x.PromptTokens, x.CompletionTokens = pt, ct
+			if x.hideUsage && usageOnly(data) {
+				out = nil // asked for by the gateway, not by the client
+			}
 		}
-		out := raw
-		if len(x.observers) > 0 && len(data) > 0 && !sse.IsDone(data) {
+		if sse.IsDone(data) {
+			sawDone = true
+		} else if out != nil && len(x.observers) > 0 && len(data) > 0 {
 			d := data
 			for _, o := range x.observers {
 				d, err = o.OnEvent(x, d)
@@ -346,21 +454,24 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 				}
 			}
 			if err != nil {
+				x.watch(false)
 				e := asError(err)
 				x.tmp = sse.AppendErrorEvent(x.tmp[:0], e.Message, errorType(e.Code), string(e.Code))
 				_, _ = w.Write(x.tmp)
 				_ = w.Flush()
 				break
 			}
-			if d == nil {
-				continue
+			out = nil
+			if d != nil {
+				x.tmp = sse.AppendEvent(x.tmp[:0], d)
+				out = x.tmp
 			}
-			x.tmp = sse.AppendEvent(x.tmp[:0], d)
-			out = x.tmp
 		}
-		if _, err := w.Write(out); err != nil {
-			m.clientGone(x)
-			break
+		if out != nil {
+			if _, err := w.Write(out); err != nil {
+				x.clientLeft()
+				break
+			}
 		}
 		// Flush unless the next event is already here: events that arrived
 		// together leave together, and none waits for the upstream.
@@ -368,11 +479,54 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 			continue
 		}
 		if err := w.Flush(); err != nil {
-			m.clientGone(x)
+			x.clientLeft()
 			break
 		}
 	}
+	x.watch(false)
 	// Closing before the end drops the upstream connection: that is what
 	// cancels the generation (and its cost) when the client went away.
 	x.closeStream()
+}
+
+// clientLeft records a client that went away mid-stream.
+func (x *Exchange) clientLeft() {
+	x.watch(false)
+	x.Status = StatusClientClosed
+	x.srv.metrics.clientGone(x)
+}
+
+// abnormalEnd sends the client an error event for an upstream stream that
+// failed or ended early. The client learns the backend and the kind of
+// failure; the details go to the log.
+func (x *Exchange) abnormalEnd(w *bufio.Writer, err error) {
+	reason := "the connection was lost"
+	switch {
+	case err == io.EOF:
+		reason = "it closed before [DONE]"
+	case errors.Is(err, backends.ErrIdleTimeout):
+		reason = "its idle timeout passed"
+	case errors.Is(err, backends.ErrTotalTimeout):
+		reason = "its total timeout passed"
+	case errors.Is(err, sse.ErrEventTooLarge):
+		reason = "an event was too large"
+	}
+	x.srv.log.Warn("upstream stream ended abnormally", "request_id", string(x.RequestID), "backend", x.Backend, "error", err.Error())
+	msg := "the stream from backend " + x.Backend + " ended abnormally: " + reason
+	x.Scratch = sse.AppendErrorEvent(x.Scratch[:0], msg, "api_error", string(CodeUpstream))
+	_, _ = w.Write(x.Scratch)
+	_ = w.Flush()
+	x.srv.metrics.streamError(x)
+}
+
+// usageOnly reports whether a stream chunk is the usage chunk alone, with
+// "choices": [] (as include_usage sends it), rather than a content chunk
+// that also carries usage.
+func usageOnly(data []byte) bool {
+	c, ok := jsonscan.Lookup(data, "choices")
+	if !ok {
+		return true
+	}
+	c = bytes.TrimSpace(c)
+	return len(c) >= 2 && c[0] == '[' && len(bytes.TrimSpace(c[1:len(c)-1])) == 0
 }

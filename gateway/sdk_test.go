@@ -300,7 +300,7 @@ keys:
 		{"invalid json", `{"model":`, []string{"Authorization", "Bearer sk-good"}, 400, "invalid_request_error", false},
 		{"missing model", `{"messages":[]}`, []string{"Authorization", "Bearer sk-good"}, 400, "invalid_request_error", false},
 		{"unknown model", `{"model":"nope","messages":[]}`, []string{"Authorization", "Bearer sk-good"}, 404, "invalid_request_error", false},
-		{"model not allowed", `{"model":"secret-model","messages":[]}`, []string{"Authorization", "Bearer sk-good"}, 403, "permission_error", false},
+		{"model not allowed", `{"model":"secret-model","messages":[]}`, []string{"Authorization", "Bearer sk-good"}, 404, "invalid_request_error", false},
 		{"too large", `{"model":"sim-chat","messages":[{"role":"user","content":"` + strings.Repeat("x", 4096) + `"}]}`, []string{"Authorization", "Bearer sk-good"}, 413, "invalid_request_error", false},
 		{"upstream 429", chat, []string{"Authorization", "Bearer sk-good", "x-sim-fault", "429"}, 429, "rate_limit_error", true},
 		{"upstream 500", chat, []string{"Authorization", "Bearer sk-good", "x-sim-fault", "500"}, 502, "api_error", false},

@@ -97,11 +97,14 @@ func New(o Options) (*Server, error) {
 		NoDefaultDate:                 false,
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
+		ReadBufferSize:                int(cfg.Server.MaxHeaderSize),
+		SecureErrorLogMessage:         true, // fasthttp's errors would quote the request, credentials and all
 		ErrorHandler:                  s.fasthttpError,
 		Logger:                        fasthttpLogger{s.log},
 	}
 	s.admin = &fasthttp.Server{Handler: s.adminHandler, Name: "switchyard-admin", NoDefaultServerHeader: true,
-		ReadTimeout: 10 * time.Second, CloseOnShutdown: true, Logger: fasthttpLogger{s.log}}
+		ReadTimeout: 10 * time.Second, CloseOnShutdown: true, SecureErrorLogMessage: true,
+		ErrorHandler: s.fasthttpError, Logger: fasthttpLogger{s.log}}
 	s.watcher.xs = map[*Exchange]struct{}{}
 	s.wg.Add(1)
 	go s.runWatcher()
@@ -158,33 +161,70 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
 	case "/v1/chat/completions":
 		s.serveInference(ctx, OpChat)
+		return
 	case "/v1/completions":
 		s.serveInference(ctx, OpCompletions)
+		return
 	case "/v1/embeddings":
 		s.serveInference(ctx, OpEmbeddings)
+		return
+	}
+	// Every other answer carries a request id too.
+	var idBuf [160]byte
+	ctx.Response.Header.SetBytesV("X-Request-Id", s.appendRequestID(idBuf[:0], ctx))
+	gen := s.gen.Load()
+	switch p := ctx.Path(); string(p) {
 	case "/v1/models":
-		s.serveModels(ctx)
+		if methodAllowed(ctx, "GET, HEAD") {
+			s.serveModels(ctx, gen)
+		}
 	case "/healthz":
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"ok"}`)
 	case "/readyz":
 		s.serveReady(ctx)
 	case "/metrics":
+		if !*gen.Config.Server.PublicMetrics {
+			writeError(ctx, &Error{Status: fasthttp.StatusNotFound, Code: CodeInvalidRequest,
+				Message: "unknown path /metrics (metrics are served on the admin listener)"})
+			return
+		}
 		ctx.SetContentType("text/plain; version=0.0.4")
 		s.metrics.write(ctx)
 	default:
-		if p := ctx.Path(); bytes.HasPrefix(p, []byte("/v1/models/")) {
-			s.serveModel(ctx, p[len("/v1/models/"):])
+		if bytes.HasPrefix(p, []byte("/v1/models/")) {
+			if methodAllowed(ctx, "GET, HEAD") {
+				s.serveModel(ctx, gen, p[len("/v1/models/"):])
+			}
 			return
 		}
 		writeError(ctx, &Error{Status: fasthttp.StatusNotFound, Code: CodeInvalidRequest,
-			Message: "unknown path " + string(ctx.Path())})
+			Message: "unknown path " + string(p)})
 	}
 }
 
+// methodAllowed answers 405 with an allow header unless ctx's method is GET
+// or HEAD.
+func methodAllowed(ctx *fasthttp.RequestCtx, allow string) bool {
+	if ctx.IsGet() || ctx.IsHead() {
+		return true
+	}
+	ctx.Response.Header.Set("allow", allow)
+	writeError(ctx, &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest,
+		Message: "method " + string(ctx.Method()) + " not allowed; use GET"})
+	return false
+}
+
+// errNoModel is the one answer for a model that does not exist, one the key
+// may not use, and one no route serves, as OpenAI words it: a caller learns
+// nothing about models it may not use.
+func errNoModel(name []byte) *Error {
+	return &Error{Status: fasthttp.StatusNotFound, Code: CodeNotFound,
+		Message: "The model `" + string(name) + "` does not exist or you do not have access to it."}
+}
+
 // serveModel answers GET /v1/models/{model} (model names may contain '/').
-func (s *Server) serveModel(ctx *fasthttp.RequestCtx, name []byte) {
-	gen := s.gen.Load()
+func (s *Server) serveModel(ctx *fasthttp.RequestCtx, gen *Generation, name []byte) {
 	var p *Principal
 	if gen.keys != nil {
 		var err error
@@ -194,8 +234,7 @@ func (s *Server) serveModel(ctx *fasthttp.RequestCtx, name []byte) {
 		}
 	}
 	if gen.Router.Pool(name) == nil || (p != nil && !p.allows(name)) {
-		writeError(ctx, &Error{Status: fasthttp.StatusNotFound, Code: CodeNotFound, Param: "model",
-			Message: "the model " + strconv.Quote(string(name)) + " does not exist"})
+		writeError(ctx, errNoModel(name))
 		return
 	}
 	ctx.SetContentType("application/json")
@@ -203,11 +242,6 @@ func (s *Server) serveModel(ctx *fasthttp.RequestCtx, name []byte) {
 }
 
 func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
-	if !ctx.IsPost() {
-		ctx.Response.Header.Set("allow", "POST")
-		writeError(ctx, &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest, Message: "method " + string(ctx.Method()) + " not allowed; use POST"})
-		return
-	}
 	gen := s.gen.Load()
 	gen.acquire()
 	x := acquireExchange()
@@ -218,18 +252,23 @@ func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
 	}
 	s.setRequestID(ctx, x)
 
-	if err := s.prepare(ctx, x, gen); err == nil {
-		err = s.runChain(gen, x)
-		if err != nil {
-			s.fail(ctx, x, err)
-		} else {
-			s.respond(ctx, x)
-			return
-		}
-	} else {
-		s.fail(ctx, x, err)
+	err := s.authenticate(ctx, x, gen) // first: nothing about the request is told to a caller without a key
+	if err == nil && !ctx.IsPost() {
+		ctx.Response.Header.Set("allow", "POST")
+		err = &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest, Message: "method " + string(ctx.Method()) + " not allowed; use POST"}
 	}
-	s.finish(x)
+	if err == nil {
+		err = s.prepare(ctx, x, gen)
+	}
+	if err == nil {
+		err = s.runChain(gen, x)
+	}
+	if err != nil {
+		s.fail(ctx, x, err)
+		s.finish(x)
+		return
+	}
+	s.respond(ctx, x)
 }
 
 // runChain runs the route's chain. A panic in a stage fails this request
@@ -267,15 +306,18 @@ func (s *Server) prepare(ctx *fasthttp.RequestCtx, x *Exchange, gen *Generation)
 	}
 	x.Body = append(x.Body[:0], body...)
 	if err := jsonscan.Scan(x.Body, &x.Fields); err != nil {
+		var se *jsonscan.Error
+		if errors.As(err, &se) && se.Duplicate() {
+			// The gateway checks one occurrence; an upstream may act on another.
+			return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Param: se.Field,
+				Message: "the request body has the top-level key " + strconv.Quote(se.Field) + " more than once"}
+		}
 		return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Message: "invalid JSON body: " + err.Error()}
 	}
 	if !x.Fields.HasModel || len(x.Fields.Model) == 0 {
 		return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Param: "model", Message: "you must provide a model parameter"}
 	}
 	x.RequestModel = append(x.RequestModel[:0], x.Fields.Model...)
-	if err := s.authenticate(ctx, x, gen); err != nil {
-		return err
-	}
 	x.meta.Raw = x.Fields.Metadata
 	x.rreq = router.Request{Model: x.RequestModel, Header: &ctx.Request.Header, Metadata: &x.meta, PromptBytes: len(x.Body)}
 	if p := x.Principal; p != nil {
@@ -283,14 +325,14 @@ func (s *Server) prepare(ctx *fasthttp.RequestCtx, x *Exchange, gen *Generation)
 	}
 	x.Route = gen.Router.Match(&x.rreq)
 	if x.Route == nil {
-		return &Error{Status: fasthttp.StatusNotFound, Code: CodeNotFound, Param: "model", Message: "no route matches model " + strconv.Quote(string(x.RequestModel))}
+		return errNoModel(x.RequestModel)
 	}
 	x.Pool = gen.pool(x.Route, x.RequestModel)
-	if x.Pool == nil {
-		return &Error{Status: fasthttp.StatusNotFound, Code: CodeNotFound, Param: "model", Message: "the model " + strconv.Quote(string(x.RequestModel)) + " does not exist"}
-	}
-	if p := x.Principal; p != nil && !p.allows(x.RequestModel) {
-		return &Error{Status: fasthttp.StatusForbidden, Code: CodePermission, Param: "model", Message: "this API key may not use model " + strconv.Quote(string(x.RequestModel))}
+	// The key's allow-list applies to the pool that serves, whatever name
+	// the client used to reach it (a header route may send it elsewhere);
+	// fallbacks the key may not use are skipped at dispatch.
+	if x.Pool == nil || !x.Principal.allowsPool(gen, x.Pool) {
+		return errNoModel(x.RequestModel)
 	}
 	return nil
 }
@@ -372,8 +414,10 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, x *Exchange) {
 		h.Set("Cache-Control", "no-cache")
 		h.Set("X-Accel-Buffering", "no")
 		s.metrics.overhead(x, time.Since(x.Start))
-		x.reqHeader, x.resHeader = nil, nil // the client's request is not ours after the handler
-		x.client = nil
+		// The client's request is not ours after the handler. Its
+		// connection stays watched (writeStream unwatches it before it
+		// returns, and fasthttp reuses the connection only after that).
+		x.reqHeader, x.resHeader = nil, nil
 		ctx.SetBodyStreamWriter(x.writeFn)
 		return
 	}
@@ -420,8 +464,7 @@ func routeName(r *router.Route) string {
 	return r.Name
 }
 
-func (s *Server) serveModels(ctx *fasthttp.RequestCtx) {
-	gen := s.gen.Load()
+func (s *Server) serveModels(ctx *fasthttp.RequestCtx, gen *Generation) {
 	ctx.SetContentType("application/json")
 	if gen.keys == nil {
 		ctx.SetBody(gen.models)
@@ -449,20 +492,24 @@ func (s *Server) serveReady(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyString(`{"status":"ready"}`)
 }
 
-// fasthttpError renders fasthttp's own errors (oversized body, bad request
-// line) as OpenAI error bodies.
+// fasthttpError renders fasthttp's own errors (oversized body or head, bad
+// request line) as OpenAI error bodies. It never echoes the request: its
+// error text can quote the raw request, credentials included.
 func (s *Server) fasthttpError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Header.SetBytesV("X-Request-Id", s.appendRequestID(nil, ctx))
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		writeError(ctx, &Error{Status: fasthttp.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "request body exceeds " + strconv.Itoa(s.maxBody) + " bytes"})
-		return
-	}
+	var small *fasthttp.ErrSmallBuffer
 	var te interface{ Timeout() bool }
-	if errors.As(err, &te) && te.Timeout() {
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeError(ctx, &Error{Status: fasthttp.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "request body exceeds " + strconv.Itoa(s.maxBody) + " bytes"})
+	case errors.As(err, &small):
+		writeError(ctx, &Error{Status: fasthttp.StatusRequestHeaderFieldsTooLarge, Code: CodeInvalidRequest,
+			Message: "request headers exceed server.max_header_size (" + strconv.Itoa(s.srv.ReadBufferSize) + " bytes)"})
+	case errors.As(err, &te) && te.Timeout():
 		writeError(ctx, &Error{Status: fasthttp.StatusRequestTimeout, Code: CodeInvalidRequest, Message: "timed out reading the request"})
-		return
+	default:
+		writeError(ctx, &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Message: "malformed HTTP request"})
 	}
-	writeError(ctx, &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Message: "malformed HTTP request: " + err.Error()})
 }
 
 type fasthttpLogger struct{ l *slog.Logger }

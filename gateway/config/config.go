@@ -102,6 +102,14 @@ type Server struct {
 	// WatchInterval is how often the config file is polled for changes.
 	// Default "2s"; 0 disables polling (SIGHUP and the admin API still reload).
 	WatchInterval Duration `yaml:"watch_interval"`
+	// MaxHeaderSize is the largest request head (request line and headers)
+	// accepted; a bigger one is answered 431. Default "8KiB"; must be at
+	// least 1KiB. Each client connection holds a read buffer of this size.
+	MaxHeaderSize Size `yaml:"max_header_size"`
+	// PublicMetrics serves GET /metrics on the client listener. Default:
+	// true without keys, false when keys are configured (then metrics are
+	// served on the admin listener only, behind its token).
+	PublicMetrics *bool `yaml:"public_metrics"`
 }
 
 // Compression sets compression of non-streamed responses (gzip or zstd, as

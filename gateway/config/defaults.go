@@ -15,6 +15,7 @@ const (
 	DefaultDrainTimeout      = Duration(30 * time.Second)
 	DefaultWatchInterval     = Duration(2 * time.Second)
 	DefaultCompressMinSize   = Size(1 << 10)
+	DefaultMaxHeaderSize     = Size(8 << 10)
 	DefaultLogLevel          = "info"
 	DefaultBackendMaxConns   = 1024
 	DefaultConnectTimeout    = Duration(2 * time.Second)
@@ -94,6 +95,11 @@ func (c *Config) SetDefaults() {
 	c.defDur("server.idle_timeout", &s.IdleTimeout, DefaultIdleTimeout)
 	c.defDur("server.drain_timeout", &s.DrainTimeout, DefaultDrainTimeout)
 	c.defDur("server.watch_interval", &s.WatchInterval, DefaultWatchInterval)
+	c.defSize("server.max_header_size", &s.MaxHeaderSize, DefaultMaxHeaderSize)
+	if s.PublicMetrics == nil {
+		public := len(c.Keys) == 0
+		s.PublicMetrics = &public
+	}
 	if s.Compression.Enabled == nil {
 		on := true
 		s.Compression.Enabled = &on

@@ -141,6 +141,9 @@ func (v *validator) positiveDur(p string, d Duration) {
 
 func (v *validator) server() {
 	s := &v.c.Server
+	if s.MaxHeaderSize < 1<<10 {
+		v.add("server.max_header_size", "must be at least 1KiB, got %d", s.MaxHeaderSize)
+	}
 	if s.MaxBodySize <= 0 {
 		v.add("server.max_body_size", "must be positive, got %d", s.MaxBodySize)
 	}

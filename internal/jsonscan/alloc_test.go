@@ -6,7 +6,7 @@ import "testing"
 
 func TestZeroAllocs(t *testing.T) {
 	body := []byte(chatBody)
-	escaped := []byte(`{"model":"gpt\u002d4o","user":"\u0075","messages":[],"a-very-long-unknown-key-longer-than-thirty-two-bytes":1,"mod\u0065l":"x"}`)
+	escaped := []byte(`{"model":"gpt\u002d4o","user":"\u0075","messages":[],"a-very-long-unknown-key-longer-than-thirty-two-bytes":1,"stre\u0061m":true}`)
 	meta := []byte(`{"team":"search","env":"prod"}`)
 	mv := &MetadataView{Raw: meta}
 	var f Fields

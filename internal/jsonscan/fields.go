@@ -44,12 +44,16 @@ func (f *Fields) Reset() {
 }
 
 // Scan validates body, which must be a single JSON object, and fills f with
-// the fields it knows. Unknown fields are validated and skipped. When a key
-// occurs more than once the last occurrence wins (as in encoding/json), and
-// every occurrence must have a valid type.
+// the fields it knows. Unknown fields are validated and skipped.
+//
+// A top-level key that occurs more than once is an error (Msg is
+// MsgDuplicate, Field the key): the gateway authorizes, routes and caps on
+// the fields it reads, and an upstream that took another occurrence of the
+// same key would see a request nobody checked.
 //
 // It returns an *Error naming the byte offset for invalid JSON anywhere in
-// the body, or else naming the first known field of the wrong type.
+// the body, else naming the first duplicated top-level key, else naming the
+// first known field of the wrong type.
 func Scan(body []byte, f *Fields) error {
 	f.Reset()
 	start := skipWS(body, 0)
@@ -65,6 +69,8 @@ func Scan(body []byte, f *Fields) error {
 	}
 	escaped := [3]bool{}
 	var firstTypeErr *Error // reported only once the whole body proved valid JSON
+	var dupErr *Error
+	var keys keySet
 	for {
 		m, ok, err := it.next()
 		if err != nil {
@@ -73,12 +79,18 @@ func Scan(body []byte, f *Fields) error {
 		if !ok {
 			break
 		}
+		if dupErr == nil && keys.add(&m) {
+			dupErr = &Error{Offset: m.start, Field: string(unescapedKey(&m)), Msg: MsgDuplicate}
+		}
 		if err := f.member(body, &m, &escaped); err != nil && firstTypeErr == nil {
 			firstTypeErr = err
 		}
 	}
 	if end := skipWS(body, it.i); end != len(body) {
 		return syntaxErr(end, "unexpected data after the top-level object")
+	}
+	if dupErr != nil {
+		return dupErr
 	}
 	if firstTypeErr != nil {
 		return firstTypeErr
@@ -252,4 +264,84 @@ func (m *MetadataView) Metadata(key string) ([]byte, bool) {
 		return nil, false
 	}
 	return MetadataValue(m.Raw, key)
+}
+
+// keySet remembers the top-level keys seen by Scan, to find duplicates. The
+// first keySetInline keys live in the struct (on the caller's stack); a body
+// with more top-level keys than that spills into a map.
+type keySet struct {
+	n      int
+	inline [keySetInline]seenKey
+	more   map[string]struct{}
+}
+
+const keySetInline = 32
+
+type seenKey struct {
+	hash uint64
+	key  []byte // raw key, escapes and all
+	esc  bool
+}
+
+// add records m's key and reports whether an equal key was seen before.
+func (s *keySet) add(m *member) bool {
+	h := keyHash(m)
+	for i := 0; i < s.n && i < keySetInline; i++ {
+		k := &s.inline[i]
+		if k.hash == h && sameKey(k.key, k.esc, m.key, m.esc) {
+			return true
+		}
+	}
+	if s.n < keySetInline {
+		s.inline[s.n] = seenKey{hash: h, key: m.key, esc: m.esc}
+		s.n++
+		return false
+	}
+	// Slow path: a body with this many top-level keys is rare.
+	if s.more == nil {
+		s.more = map[string]struct{}{}
+	}
+	k := string(unescapedKey(m))
+	if _, dup := s.more[k]; dup {
+		return true
+	}
+	s.more[k] = struct{}{}
+	return false
+}
+
+// keyHash is FNV-1a over the unescaped key.
+func keyHash(m *member) uint64 {
+	var tmp [64]byte
+	k := m.key
+	if m.esc {
+		k = appendUnescaped(tmp[:0], m.key)
+	}
+	h := uint64(14695981039346656037)
+	for _, c := range k {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+func sameKey(a []byte, aEsc bool, b []byte, bEsc bool) bool {
+	if !aEsc && !bEsc {
+		return string(a) == string(b)
+	}
+	var ta, tb [64]byte
+	if aEsc {
+		a = appendUnescaped(ta[:0], a)
+	}
+	if bEsc {
+		b = appendUnescaped(tb[:0], b)
+	}
+	return string(a) == string(b)
+}
+
+// unescapedKey returns m's key without JSON escapes.
+func unescapedKey(m *member) []byte {
+	if !m.esc {
+		return m.key
+	}
+	return appendUnescaped(nil, m.key)
 }

@@ -62,18 +62,39 @@ func FuzzScan(f *testing.F) {
 			if err == nil {
 				t.Fatalf("Scan accepted %q, which encoding/json rejects as an object", body)
 			}
-			if e.Field != "" {
+			if e.Field != "" || e.Duplicate() {
 				t.Fatalf("Scan gave a type error %v for invalid JSON %q", err, body)
 			}
 			return
 		}
-		if err != nil && e.Field == "" {
+		if err != nil && e.Field == "" && !e.Duplicate() {
 			t.Fatalf("Scan rejected valid JSON %q: %v", body, err)
 		}
-		// Replay the reference: last occurrence wins, every occurrence typed.
+		// A duplicated top-level key is rejected, naming the first one.
+		members := refMembers(t, body)
+		seen, dup, hasDup := map[string]bool{}, "", false
+		for _, m := range members {
+			if seen[m.key] && !hasDup {
+				dup, hasDup = m.key, true
+			}
+			seen[m.key] = true
+		}
+		if hasDup {
+			if err == nil || !e.Duplicate() {
+				t.Fatalf("Scan(%q) = %v; want the duplicate key %q rejected", body, err, dup)
+			}
+			if utf8.ValidString(dup) && e.Field != dup {
+				t.Fatalf("Scan(%q) names duplicate %q; want %q", body, e.Field, dup)
+			}
+			return
+		}
+		if err != nil && e.Duplicate() {
+			t.Fatalf("Scan(%q) = %v, but no key repeats", body, err)
+		}
+		// Replay the reference: every occurrence typed.
 		var wantModel *string
 		wantStream, typeBad := false, ""
-		for _, m := range refMembers(t, body) {
+		for _, m := range members {
 			var v any
 			if err := json.Unmarshal(m.raw, &v); err != nil {
 				t.Fatal(err)

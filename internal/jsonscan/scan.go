@@ -27,11 +27,21 @@ type Error struct {
 // Error returns "model must be a string" for a type error and
 // "invalid JSON at byte 12: expected ..." for a syntax error.
 func (e *Error) Error() string {
+	if e.Duplicate() {
+		return "the top-level key " + strconv.Quote(e.Field) + " " + e.Msg
+	}
 	if e.Field != "" {
 		return e.Field + " " + e.Msg
 	}
 	return "invalid JSON at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg
 }
+
+// MsgDuplicate is the Msg of an Error for a top-level key that occurs more
+// than once; Field then names the key.
+const MsgDuplicate = "appears more than once"
+
+// Duplicate reports whether e is about a duplicated top-level key.
+func (e *Error) Duplicate() bool { return e.Msg == MsgDuplicate }
 
 func syntaxErr(off int, msg string) *Error { return &Error{Offset: off, Msg: msg} }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -22,7 +24,6 @@ func TestScan(t *testing.T) {
 		{"escaped model", `{"model":"a\"b\\c\u00e9\ud83d\ude00"}`, Fields{Model: []byte("a\"b\\cé😀"), HasModel: true, ModelEscaped: true}},
 		{"escaped key", `{"mod\u0065l":"m","stre\u0061m":true}`, Fields{Model: []byte("m"), HasModel: true, Stream: true}},
 		{"nulls", `{"stream":null,"stream_options":null,"max_tokens":null,"temperature":null,"user":null,"metadata":null,"encoding_format":null}`, Fields{}},
-		{"last duplicate wins", `{"model":"a","model":"b","stream":true,"stream":false}`, Fields{Model: []byte("b"), HasModel: true}},
 		{"max completion tokens", `{"max_completion_tokens":-5}`, Fields{MaxCompletionTokens: -5, HasMaxCompletionTokens: true}},
 		{"embeddings", `{"model":"e","input":["a","b"],"encoding_format":"base64"}`, Fields{Model: []byte("e"), HasModel: true, EncodingFormat: []byte("base64")}},
 		{"nested keys ignored", `{"x":{"model":"no","stream":1},"y":["model"]}`, Fields{}},
@@ -85,7 +86,13 @@ func TestScanErrors(t *testing.T) {
 		{`{"a":1}{}`, "", 7, "after the top-level object"},
 		{`{"model":1}`, "model", 9, "model must be a string"},
 		{`{"model":null}`, "model", 9, "model must be a string"},
-		{`{"model":"a","model":2}`, "model", 21, "model must be a string"},
+		{`{"model":"a","model":2}`, "model", 13, `"model" appears more than once`},
+		{`{"model":"secret-m","model":"allowed-m"}`, "model", 20, `"model" appears more than once`},
+		{`{"max_tokens":99999,"max_tokens":5}`, "max_tokens", 20, "appears more than once"},
+		{`{"mod\u0065l":"a","model":"b"}`, "model", 18, "appears more than once"},
+		{`{"x":1,"y":{"x":2},"x":3}`, "x", 19, "appears more than once"},
+		{`{"model":1,"a":1,"a":2}`, "a", 17, "appears more than once"},
+		{manyKeys(40) + `,"k3":0}`, "k3", len(manyKeys(40)) + 1, "appears more than once"},
 		{`{"stream":"yes"}`, "stream", 10, "stream must be a boolean"},
 		{`{"stream_options":[]}`, "stream_options", 18, "must be an object"},
 		{`{"stream_options":{"include_usage":1}}`, "stream_options.include_usage", 35, "must be a boolean"},
@@ -112,6 +119,20 @@ func TestScanErrors(t *testing.T) {
 				tc.body, e.Field, e.Offset, e.Error(), tc.field, tc.offset, tc.msg)
 		}
 	}
+}
+
+// manyKeys opens an object with n distinct keys k0..k(n-1), past keySet's
+// inline capacity.
+func manyKeys(n int) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "%q:%d", "k"+strconv.Itoa(i), i)
+	}
+	return b.String()
 }
 
 func TestScanDeepButAllowed(t *testing.T) {
