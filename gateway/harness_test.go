@@ -46,6 +46,13 @@ type gw struct {
 // file and serves it on a loopback port until the test ends.
 func startGateway(t *testing.T, cfg string) *gw {
 	t.Helper()
+	return startGatewayLog(t, cfg, nil)
+}
+
+// startGatewayLog is startGateway with the gateway's log written to logOut
+// too (as text), when it is not nil.
+func startGatewayLog(t *testing.T, cfg string, logOut io.Writer) *gw {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "switchyard.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -56,6 +63,13 @@ func startGateway(t *testing.T, cfg string) *gw {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if logOut != nil {
+		w := logOut
+		if testing.Verbose() {
+			w = io.MultiWriter(logOut, os.Stderr)
+		}
+		log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := gateway.New(gateway.Options{ConfigPath: path, Registry: reg, Log: log})
 	if err != nil {
