@@ -195,6 +195,10 @@ type ActiveHealth struct {
 	// Path is the probed path, starting with "/". Default "/health".
 	Path string `yaml:"path"`
 	// Interval is the time between probes. Default "5s"; must be positive.
+	// After a failed probe the next one comes sooner: after min(interval,
+	// 1s), doubling with each further failure up to the interval, so a
+	// backend that fails its first probe while starting up is back in
+	// rotation soon after it is ready.
 	Interval Duration `yaml:"interval"`
 	// Timeout bounds each probe. Default "2s"; must be positive.
 	Timeout Duration `yaml:"timeout"`
