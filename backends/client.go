@@ -24,16 +24,18 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Options configure one upstream client.
+// Options configure one upstream client. The limits and timeouts that the
+// gateway's config sets are used as given (its config package owns their
+// defaults): zero means none.
 type Options struct {
 	Name           string
 	URL            string        // base URL, e.g. http://10.0.0.5:8000 (a trailing /v1 is accepted)
 	APIKey         string        // sent as "Authorization: Bearer" when set
-	MaxConns       int           // most open connections (default 1024)
-	ConnectTimeout time.Duration // dialling, TLS included (default 2s)
-	FirstByte      time.Duration // until the response headers arrive
-	Idle           time.Duration // longest gap between two reads of a streamed body
-	Total          time.Duration // whole call, stream included
+	MaxConns       int           // most open connections; 0 = no cap
+	ConnectTimeout time.Duration // dialling, TLS included; 0 = none
+	FirstByte      time.Duration // until the response headers arrive; 0 = none (Total still applies)
+	Idle           time.Duration // longest gap between two reads of a streamed body; 0 = none
+	Total          time.Duration // whole call, stream included; 0 = none
 	MaxRespBody    int           // cap on a buffered (non-streamed) response body (default 64 MiB)
 	MaxIdle        time.Duration // idle connections older than this are closed (default 60s)
 }
@@ -85,12 +87,6 @@ func New(o Options) (*Client, error) {
 			addr = net.JoinHostPort(u.Hostname(), "80")
 		}
 	}
-	if o.MaxConns <= 0 {
-		o.MaxConns = 1024
-	}
-	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = 2 * time.Second
-	}
 	if o.MaxRespBody <= 0 {
 		o.MaxRespBody = 64 << 20
 	}
@@ -119,11 +115,14 @@ func New(o Options) (*Client, error) {
 			return conn, nil
 		}
 		tc := tls.Client(conn, tlsCfg)
-		_ = tc.SetDeadline(time.Now().Add(o.ConnectTimeout))
+		if o.ConnectTimeout > 0 {
+			_ = tc.SetDeadline(time.Now().Add(o.ConnectTimeout))
+		}
 		if err := tc.Handshake(); err != nil {
 			_ = conn.Close()
 			return nil, fmt.Errorf("%w %s (%s): TLS handshake: %v", ErrConnect, o.Name, addr, err)
 		}
+		_ = tc.SetDeadline(time.Time{}) // the call sets its own
 		return tc, nil
 	}}
 	return c, nil
@@ -220,15 +219,17 @@ func (c *Client) DoStream(k *Call, req *fasthttp.Request, resp *fasthttp.Respons
 
 // roundTrip writes req and reads the response head (and, unless streaming,
 // the body). A reused connection that the server had closed is replaced
-// once: nothing was processed on it.
+// once: nothing was processed on it. The head must arrive within FirstByte
+// and Total, where set; with neither, the wait is unbounded (a cancelled
+// call still ends at once).
 func (c *Client) roundTrip(k *Call, req *fasthttp.Request, resp *fasthttp.Response, start time.Time) (*pconn, error) {
-	headerBy := start.Add(10 * time.Minute)
+	var headerBy time.Time // zero: no deadline
 	if c.opts.FirstByte > 0 {
 		headerBy = start.Add(c.opts.FirstByte)
 	}
 	totalBound := false // the total deadline is the one that bounds the head
 	if c.opts.Total > 0 {
-		if t := start.Add(c.opts.Total); !t.After(headerBy) {
+		if t := start.Add(c.opts.Total); headerBy.IsZero() || !t.After(headerBy) {
 			headerBy, totalBound = t, true
 		}
 	}
@@ -243,12 +244,12 @@ func (c *Client) roundTrip(k *Call, req *fasthttp.Request, resp *fasthttp.Respon
 			}
 			return nil, err
 		}
+		_ = pc.SetWriteDeadline(headerBy)
+		_ = pc.SetReadDeadline(headerBy)
 		k.pc.Store(pc)
 		if k.Canceled() { // Cancel ran before the Store: honour it.
 			_ = pc.SetDeadline(aLongTimeAgo)
 		}
-		_ = pc.SetWriteDeadline(headerBy)
-		_ = pc.SetReadDeadline(headerBy)
 		err = req.Write(pc.bw)
 		if err == nil {
 			err = pc.bw.Flush()

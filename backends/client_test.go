@@ -230,3 +230,86 @@ func TestStream(t *testing.T) {
 		}
 	})
 }
+
+// TestZeroMeansNone: zero limits and timeouts in Options mean none; the
+// defaults belong to the gateway's config.
+func TestZeroMeansNone(t *testing.T) {
+	slow := func(delay time.Duration) string {
+		url, _ := rawServer(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			for readRequest(br) == nil {
+				time.Sleep(delay)
+				if _, err := io.WriteString(c, okResp); err != nil {
+					return
+				}
+			}
+		})
+		return url
+	}
+	tests := []struct {
+		name    string
+		delay   time.Duration
+		opts    Options
+		timeout bool
+	}{
+		{"first_byte 0 and total 0: no bound", 300 * time.Millisecond, Options{}, false},
+		{"first_byte 0: total still bounds", 600 * time.Millisecond, Options{Total: 150 * time.Millisecond}, true},
+		{"first_byte 0 under a longer total", 300 * time.Millisecond, Options{Total: 2 * time.Second}, false},
+		{"first_byte set, total 0", 600 * time.Millisecond, Options{FirstByte: 150 * time.Millisecond}, true},
+		{"connect 0: no dial bound", 0, Options{ConnectTimeout: 0, FirstByte: time.Second}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClient(t, slow(tc.delay), tc.opts)
+			var k Call
+			start := time.Now()
+			resp, err := call(c, &k)
+			took := time.Since(start)
+			if tc.timeout {
+				want := ErrFirstByteTimeout
+				if tc.opts.FirstByte == 0 {
+					want = ErrTotalTimeout
+				}
+				if !errors.Is(err, want) || took > tc.delay {
+					t.Fatalf("err = %v after %v; want %v before the %v answer", err, took, want, tc.delay)
+				}
+				return
+			}
+			if err != nil || resp.StatusCode() != 200 {
+				t.Fatalf("err = %v after %v; want the answer after %v", err, took, tc.delay)
+			}
+		})
+	}
+	t.Run("max_conns 0: no cap", func(t *testing.T) {
+		stall, _ := rawServer(t, func(c net.Conn) {
+			readRequest(bufio.NewReader(c))
+			time.Sleep(2 * time.Second)
+		})
+		c := newClient(t, stall, Options{FirstByte: 3 * time.Second})
+		const n = 4
+		calls := make([]Call, n)
+		errs := make(chan error, n)
+		for i := range n {
+			go func() { _, err := call(c, &calls[i]); errs <- err }()
+		}
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+			c.pool.mu.Lock()
+			open := c.pool.open
+			c.pool.mu.Unlock()
+			if open == n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections open; want %d with no cap", open, n)
+			}
+		}
+		for i := range calls {
+			calls[i].Cancel()
+		}
+		for range n {
+			if err := <-errs; errors.Is(err, ErrNoFreeConns) {
+				t.Errorf("a call found no free connection with max_conns 0: %v", err)
+			}
+		}
+	})
+}

@@ -43,10 +43,30 @@ func StartHealthChecks(log *slog.Logger, checks []Check) *HealthChecker {
 	return h
 }
 
+// probeRetryMin is the first wait after a failed probe.
+const probeRetryMin = time.Second
+
+// nextProbe is the wait before the next probe after failed probes in a row
+// (0 after a success): the interval after a success; after failures,
+// min(interval, 1s), doubling with each further failure up to the interval.
+// So a backend that fails its first probe at start-up, because it is still
+// loading, is back soon after it is ready, not a whole interval later.
+func nextProbe(interval time.Duration, failed int) time.Duration {
+	if failed == 0 {
+		return interval
+	}
+	d := min(interval, probeRetryMin)
+	for i := 1; i < failed && d < interval; i++ {
+		d *= 2
+	}
+	return min(d, interval)
+}
+
 func (h *HealthChecker) run(ctx context.Context, log *slog.Logger, ch Check) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	last := true
+	failed := 0 // probes failed in a row
 	for {
 		select {
 		case <-ctx.Done():
@@ -63,7 +83,12 @@ func (h *HealthChecker) run(ctx context.Context, log *slog.Logger, ch Check) {
 			}
 			last = ok
 		}
-		t.Reset(ch.Interval)
+		if ok {
+			failed = 0
+		} else {
+			failed++
+		}
+		t.Reset(nextProbe(ch.Interval, failed))
 	}
 }
 

@@ -57,6 +57,11 @@ type BuildOptions struct {
 	// StartSims starts the embedded simulators (kind sim). Validation runs
 	// with it false: configs are checked without listening.
 	StartSims bool
+	// Previous is the router of the generation being replaced, or nil. The
+	// new router's backends share its live state (requests in flight,
+	// failures, ejections, active health; see router.Router.Inherit), so a
+	// reload neither resets max_concurrency nor puts ejected backends back.
+	Previous *router.Router
 }
 
 // Build turns a validated config into a generation. Every error names its
@@ -75,7 +80,9 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 		log = slog.Default()
 	}
 
-	spec := router.Spec{}
+	spec := router.Spec{OnReturn: func(u *router.Upstream) {
+		log.Info("backend back in rotation after its cool-down", "backend", u.Name)
+	}}
 	for _, b := range cfg.Backends {
 		spec.Upstreams = append(spec.Upstreams, router.UpstreamSpec{
 			Name:             b.Name,
@@ -102,6 +109,8 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	if g.Router, err = router.New(spec); err != nil {
 		return nil, fmt.Errorf("%s: building the router: %w", file, err)
 	}
+	// Before anything (health checks, requests) uses the new router.
+	g.Router.Inherit(o.Previous)
 	for _, p := range g.Router.Pools() {
 		g.poolName = append(g.poolName, p.Name)
 		g.poolKey = append(g.poolKey, []byte(p.Name))
@@ -152,7 +161,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 
 	// Chains, once per generation.
 	// Every stage error is reported, not just the first.
-	terminal := &proxy{gen: g, metrics: o.Metrics}
+	terminal := &proxy{gen: g, metrics: o.Metrics, log: log}
 	var stageErrs []error
 	for _, r := range cfg.Routes {
 		var stages []Stage

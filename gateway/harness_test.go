@@ -49,9 +49,9 @@ func startGateway(t *testing.T, cfg string) *gw {
 	return startGatewayLog(t, cfg, nil)
 }
 
-// startGatewayLog is startGateway with the gateway's debug log written to
-// logw (when not nil).
-func startGatewayLog(t *testing.T, cfg string, logw io.Writer) *gw {
+// startGatewayLog is startGateway with the gateway's log written to logOut
+// too (as text), when it is not nil.
+func startGatewayLog(t *testing.T, cfg string, logOut io.Writer) *gw {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "switchyard.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -61,10 +61,15 @@ func startGatewayLog(t *testing.T, cfg string, logw io.Writer) *gw {
 	plugins.RegisterAll(reg)
 	registerTestStages(reg)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if logw != nil {
-		log = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	} else if testing.Verbose() {
+	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if logOut != nil {
+		w := logOut
+		if testing.Verbose() {
+			w = io.MultiWriter(logOut, os.Stderr)
+		}
+		log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := gateway.New(gateway.Options{ConfigPath: path, Registry: reg, Log: log})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -27,6 +28,7 @@ import (
 type proxy struct {
 	gen     *Generation
 	metrics *Metrics
+	log     *slog.Logger
 }
 
 // maxStreamEvent bounds one SSE event from an upstream.
@@ -80,7 +82,7 @@ func (p *proxy) Handle(x *Exchange) error {
 				return err.e
 			}
 			if err.unhealthy {
-				t.Upstream.ReportFailure(time.Now())
+				p.reportFailure(t.Upstream, err.e)
 			}
 			last = err.e
 			avoid = t
@@ -102,6 +104,20 @@ func (p *proxy) Handle(x *Exchange) error {
 		last = &Error{Status: fasthttp.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1, Message: "no backend available"}
 	}
 	return last
+}
+
+// reportFailure counts a failed attempt against u's health and logs an
+// ejection, or an ejection refused because u is a pool's last healthy
+// backend.
+func (p *proxy) reportFailure(u *router.Upstream, e *Error) {
+	switch u.ReportFailure(time.Now()) {
+	case router.Ejected:
+		p.log.Warn("backend ejected after consecutive failures", "backend", u.Name,
+			"failure_threshold", u.FailureThreshold, "cooldown", u.Cooldown, "error", e.Error())
+	case router.EjectionRefused:
+		p.log.Warn("backend reached its failure threshold but stays in rotation: it is the last healthy backend of a pool",
+			"backend", u.Name, "failure_threshold", u.FailureThreshold, "error", e.Error())
+	}
 }
 
 // nextFallback walks the requested pool's ordered fallbacks.

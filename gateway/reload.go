@@ -26,7 +26,8 @@ func (s *Server) Reload() error {
 		s.log.Error("config reload rejected; the previous config keeps serving", "file", s.opts.ConfigPath, "error", err)
 		return err
 	}
-	g, err := Build(cfg, BuildOptions{Registry: s.opts.Registry, Log: s.log, Metrics: s.metrics, StartSims: true})
+	// Previous: in-flight counts, ejections and health carry over by backend name.
+	g, err := Build(cfg, BuildOptions{Registry: s.opts.Registry, Log: s.log, Metrics: s.metrics, StartSims: true, Previous: old.Router})
 	if err != nil {
 		s.metrics.reloaded(false, nil)
 		s.log.Error("config reload rejected; the previous config keeps serving", "file", s.opts.ConfigPath, "error", err)
@@ -35,7 +36,6 @@ func (s *Server) Reload() error {
 	if cfg.Listen != old.Config.Listen || cfg.Admin.Listen != old.Config.Admin.Listen || !reflect.DeepEqual(cfg.Server, old.Config.Server) {
 		s.log.Warn("listen, admin.listen and server settings change only on restart", "file", s.opts.ConfigPath)
 	}
-	g.Router.InheritHealth(old.Router) // ejected backends stay out of rotation
 	s.gen.Store(g)
 	s.metrics.reloaded(true, g)
 	s.log.Info("config reloaded", "file", s.opts.ConfigPath, "generation", g.ID)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -279,13 +280,21 @@ server: {watch_interval: 0s, max_body_size: 2KiB}
 backends:
   - {name: up, url: `+simURL+`, timeouts: {first_byte: 300ms}, health: {failure_threshold: 1000}}
   - {name: dead, url: "http://127.0.0.1:1", health: {failure_threshold: 1, cooldown: 1h}}
+  - {name: offline, url: "http://127.0.0.1:1", health: {active: {interval: 1h, timeout: 200ms}}}
 models:
   - {name: sim-chat, targets: [{backend: up}], retry: {attempts: 1}}
   - {name: secret-model, targets: [{backend: up, model: sim-chat}]}
   - {name: gone, targets: [{backend: dead}], retry: {attempts: 1}}
+  - {name: offline, targets: [{backend: offline}]}
 keys:
-  - {id: app, tenant: t1, sha256: `+gateway.HashKey("sk-good")+`, models: ["sim-*", "gone"]}
+  - {id: app, tenant: t1, sha256: `+gateway.HashKey("sk-good")+`, models: ["sim-*", "gone", "offline"]}
 `)
+	// The active check takes "offline" out (the only backend of a pool is
+	// never ejected passively, so "dead" stays in).
+	waitFor(t, "the active check to fail", 3*time.Second, func() bool {
+		code, _ := get(t, g.url+"/readyz")
+		return code == 503
+	})
 	chat := `{"model":"sim-chat","messages":[{"role":"user","content":"hi"}],"max_tokens":3}`
 	cases := []struct {
 		name   string
@@ -306,7 +315,8 @@ keys:
 		{"upstream 500", chat, []string{"Authorization", "Bearer sk-good", "x-sim-fault", "500"}, 502, "api_error", false},
 		{"upstream stalls", chat, []string{"Authorization", "Bearer sk-good", "x-sim-fault", "stall"}, 504, "api_error", false},
 		{"upstream refuses", `{"model":"gone","messages":[]}`, []string{"Authorization", "Bearer sk-good"}, 502, "api_error", false},
-		{"no healthy backend", `{"model":"gone","messages":[]}`, []string{"Authorization", "Bearer sk-good"}, 503, "api_error", true},
+		{"upstream refuses again: still in rotation", `{"model":"gone","messages":[]}`, []string{"Authorization", "Bearer sk-good"}, 502, "api_error", false},
+		{"no healthy backend", `{"model":"offline","messages":[]}`, []string{"Authorization", "Bearer sk-good"}, 503, "api_error", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -43,7 +43,7 @@ func parseStrategy(s string) (Strategy, bool) {
 type Target struct {
 	Upstream *Upstream
 	Model    string // the backend's model id; "" = forward the requested model unchanged
-	Weight   int    // >= 1
+	Weight   int    // >= 0; under Weighted, 0 = never picked (other strategies ignore it)
 	Index    int    // position in Pool.Targets
 }
 
@@ -85,16 +85,20 @@ func (p *Pool) PickAt(avoid *Target, now time.Time) *Target {
 	return p.pick(avoid, &clk)
 }
 
-// Healthy reports whether at least one target's upstream is healthy at now.
-// It does not look at concurrency.
+// Healthy reports whether at least one target that may be picked has a
+// healthy upstream at now. It does not look at concurrency.
 func (p *Pool) Healthy(now time.Time) bool {
 	for _, t := range p.Targets {
-		if t.Upstream.Healthy(now) {
+		if p.serves(t) && t.Upstream.Healthy(now) {
 			return true
 		}
 	}
 	return false
 }
+
+// serves reports whether t may be picked at all: under Weighted, a target
+// of weight 0 never is.
+func (p *Pool) serves(t *Target) bool { return p.Strategy != Weighted || t.Weight > 0 }
 
 func (p *Pool) pick(avoid *Target, clk *lazyClock) *Target {
 	n := len(p.Targets)
@@ -113,7 +117,7 @@ func (p *Pool) pick(avoid *Target, clk *lazyClock) *Target {
 	default:
 		t = p.scan(int((p.next.Add(1)-1)%uint64(n)), avoid, clk)
 	}
-	if t == nil && avoid != nil && avoid.Index < n && p.Targets[avoid.Index] == avoid &&
+	if t == nil && avoid != nil && avoid.Index < n && p.Targets[avoid.Index] == avoid && p.serves(avoid) &&
 		avoid.Upstream.healthy(clk) && avoid.Upstream.TryAcquire() {
 		return avoid
 	}
@@ -128,7 +132,7 @@ func (p *Pool) scan(start int, avoid *Target, clk *lazyClock) *Target {
 		if i >= n {
 			i -= n
 		}
-		if t := p.Targets[i]; t != avoid && t.Upstream.healthy(clk) && t.Upstream.TryAcquire() {
+		if t := p.Targets[i]; t != avoid && p.serves(t) && t.Upstream.healthy(clk) && t.Upstream.TryAcquire() {
 			return t
 		}
 	}

@@ -10,7 +10,7 @@ import (
 // goroutines (meant for -race) and checks that slots are never overbooked.
 func TestConcurrentPick(t *testing.T) {
 	r, err := New(Spec{
-		Upstreams: []UpstreamSpec{{Name: "a", MaxConcurrency: 3, FailureThreshold: 5}, {Name: "b", MaxConcurrency: 2}},
+		Upstreams: []UpstreamSpec{{Name: "a", MaxConcurrency: 3, FailureThreshold: 5, Cooldown: time.Second}, {Name: "b", MaxConcurrency: 2}},
 		Pools: []PoolSpec{
 			{Name: "rr", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}},
 			{Name: "w", Strategy: "weighted", Targets: []TargetSpec{{Upstream: "a", Weight: 3}, {Upstream: "b"}}},

@@ -5,13 +5,6 @@ import (
 	"time"
 )
 
-// Retry budget defaults, used where a RetrySpec leaves Budget or
-// MinPerSecond at zero.
-const (
-	DefaultRetryBudget       = 0.2
-	DefaultRetryMinPerSecond = 3
-)
-
 const (
 	budgetSlots = 10 // one-second slots: a 10 s sliding window
 )

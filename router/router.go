@@ -27,14 +27,23 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
-// Spec is everything a Router is built from.
+// Spec is everything a Router is built from. The router has no defaults of
+// its own: every zero value means what its field's comment says, and the
+// gateway's config package fills in defaults before building a Spec.
 type Spec struct {
 	Upstreams []UpstreamSpec
 	Pools     []PoolSpec
 	Routes    []RouteSpec // in match order: the first match wins
+
+	// OnReturn, when set, is called once each time an ejected upstream goes
+	// back into rotation: by the first pick that finds its cool-down over.
+	// It runs on a request's path, so it should be quick. (Ejections are
+	// reported by the result of Upstream.ReportFailure.)
+	OnReturn func(u *Upstream)
 }
 
 // UpstreamSpec describes one backend server.
@@ -42,13 +51,13 @@ type UpstreamSpec struct {
 	Name             string
 	MaxConcurrency   int           // requests in flight at most; 0 = unlimited
 	FailureThreshold int           // consecutive failures that eject it; 0 = never ejected passively
-	Cooldown         time.Duration // how long an ejection lasts; 0 = DefaultCooldown
+	Cooldown         time.Duration // how long an ejection lasts; must be > 0 when FailureThreshold > 0
 }
 
 // PoolSpec describes a set of targets serving one model.
 type PoolSpec struct {
 	Name      string
-	Strategy  string // "round_robin" (default), "weighted" or "least_outstanding"
+	Strategy  string // "round_robin" ("" too), "weighted" or "least_outstanding"
 	Targets   []TargetSpec
 	Fallbacks []string // pool names, tried in order; must not form a cycle
 	Retry     RetrySpec
@@ -58,14 +67,14 @@ type PoolSpec struct {
 type TargetSpec struct {
 	Upstream string
 	Model    string // backend's model id; "" = forward the requested model unchanged
-	Weight   int    // for "weighted"; 0 = 1
+	Weight   int    // share under "weighted", >= 0; 0 = never picked by "weighted"; other strategies ignore it
 }
 
 // RetrySpec limits retries within one pool.
 type RetrySpec struct {
 	Attempts     int     // tries per pool, the first included; 0 = 1 (no retries)
-	Budget       float64 // retries <= Budget * requests over a 10 s window; 0 = DefaultRetryBudget
-	MinPerSecond int     // retries per second always allowed; 0 = DefaultRetryMinPerSecond
+	Budget       float64 // retries <= Budget * requests over a 10 s window; 0..1; 0 = only MinPerSecond
+	MinPerSecond int     // retries per second always allowed, whatever the budget; 0 = none
 }
 
 // RouteSpec is one routing rule. All of its conditions must hold; within a
@@ -136,6 +145,7 @@ type Router struct {
 	upstreams  []*Upstream
 	poolByName map[string]*Pool
 	upByName   map[string]*Upstream
+	ejectMu    *sync.Mutex // serialises ejection decisions; shared by Inherit
 }
 
 // New validates s and builds a Router. The error lists every problem found,
@@ -146,6 +156,7 @@ func New(s Spec) (*Router, error) {
 	r := &Router{
 		poolByName: make(map[string]*Pool, len(s.Pools)),
 		upByName:   make(map[string]*Upstream, len(s.Upstreams)),
+		ejectMu:    new(sync.Mutex),
 	}
 
 	for i, us := range s.Upstreams {
@@ -164,15 +175,13 @@ func New(s Spec) (*Router, error) {
 		if us.FailureThreshold < 0 {
 			fail("%s: failure threshold %d must be >= 0", at, us.FailureThreshold)
 		}
-		if us.Cooldown < 0 {
-			fail("%s: cooldown %v must be >= 0", at, us.Cooldown)
+		if us.Cooldown < 0 || us.Cooldown == 0 && us.FailureThreshold > 0 {
+			fail("%s: cooldown %v must be > 0 when the failure threshold is > 0", at, us.Cooldown)
 		}
 		u := &Upstream{
 			Name: us.Name, Index: len(r.upstreams),
 			MaxConcurrency: int64(us.MaxConcurrency), FailureThreshold: int64(us.FailureThreshold), Cooldown: us.Cooldown,
-		}
-		if u.Cooldown == 0 {
-			u.Cooldown = DefaultCooldown
+			st: new(upstreamState), ejectMu: r.ejectMu, onReturn: s.OnReturn,
 		}
 		r.upstreams = append(r.upstreams, u)
 		r.upByName[u.Name] = u
@@ -212,10 +221,16 @@ func New(s Spec) (*Router, error) {
 				fail("%s: targets[%d]: weight %d must be >= 0", at, j, ts.Weight)
 				continue
 			}
-			t := &Target{Upstream: u, Model: ts.Model, Weight: max(ts.Weight, 1), Index: len(p.Targets)}
+			t := &Target{Upstream: u, Model: ts.Model, Weight: ts.Weight, Index: len(p.Targets)}
 			p.Targets = append(p.Targets, t)
 			p.totalWeight += t.Weight
 			p.cumWeight = append(p.cumWeight, p.totalWeight)
+			if !slices.Contains(u.pools, p) {
+				u.pools = append(u.pools, p)
+			}
+		}
+		if st == Weighted && len(p.Targets) > 0 && p.totalWeight == 0 {
+			fail("%s: strategy weighted needs a target with a positive weight", at)
 		}
 		rs := ps.Retry
 		switch {
@@ -228,14 +243,7 @@ func New(s Spec) (*Router, error) {
 		}
 		p.Attempts = max(rs.Attempts, 1)
 		if p.Attempts > 1 {
-			budget, minPerSec := rs.Budget, rs.MinPerSecond
-			if budget == 0 {
-				budget = DefaultRetryBudget
-			}
-			if minPerSec == 0 {
-				minPerSec = DefaultRetryMinPerSecond
-			}
-			p.Retry = newRetryBudget(budget, minPerSec)
+			p.Retry = newRetryBudget(rs.Budget, rs.MinPerSecond)
 		}
 	}
 	for i, ps := range s.Pools {
@@ -487,20 +495,25 @@ func (rt *Route) matches(req *Request) bool {
 	return true
 }
 
-// InheritHealth copies the passive and active health state of each upstream
-// in prev to the upstream of the same name in r, so that a config reload
-// does not put ejected or down upstreams back into rotation. Call it on a
-// new Router before publishing it. Requests in flight keep counting against
-// prev's upstreams until they finish.
-func (r *Router) InheritHealth(prev *Router) {
+// Inherit makes each upstream of r share the live state of the upstream of
+// the same name in prev: requests in flight, consecutive failures, passive
+// ejection and active health. Requests still running on prev then count
+// against r's MaxConcurrency and release into the same counter, and a
+// reload does not put ejected or down upstreams back into rotation. Limits
+// (MaxConcurrency, FailureThreshold, Cooldown) stay r's own. Upstreams of r
+// with no namesake in prev keep fresh state.
+//
+// Call it once, after New and before r is used by anything else (requests,
+// health checks); prev may be in use meanwhile. A nil prev does nothing.
+func (r *Router) Inherit(prev *Router) {
 	if prev == nil {
 		return
 	}
+	r.ejectMu = prev.ejectMu
 	for _, u := range r.upstreams {
+		u.ejectMu = r.ejectMu
 		if old := prev.upByName[u.Name]; old != nil {
-			u.failures.Store(old.failures.Load())
-			u.ejectedUntil.Store(old.ejectedUntil.Load())
-			u.activeDown.Store(old.activeDown.Load())
+			u.st = old.st
 		}
 	}
 }

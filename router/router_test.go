@@ -2,6 +2,7 @@ package router
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,9 +236,11 @@ func TestSpecErrors(t *testing.T) {
 	}
 }
 
-func TestDefaults(t *testing.T) {
+// TestZeroValues: the router has no defaults; zero values mean what the
+// Spec's comments say.
+func TestZeroValues(t *testing.T) {
 	r, err := New(Spec{
-		Upstreams: []UpstreamSpec{{Name: "a", FailureThreshold: 2}},
+		Upstreams: []UpstreamSpec{{Name: "a"}},
 		Pools: []PoolSpec{
 			{Name: "p", Targets: []TargetSpec{{Upstream: "a", Model: "m"}}},
 			{Name: "q", Targets: []TargetSpec{{Upstream: "a"}}, Retry: RetrySpec{Attempts: 3}},
@@ -247,14 +250,25 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, q := r.Pools()[0], r.Pools()[1]
-	if p.Strategy != RoundRobin || p.Attempts != 1 || p.Retry != nil || p.Targets[0].Weight != 1 {
-		t.Errorf("pool defaults: %+v", p)
+	if p.Strategy != RoundRobin || p.Attempts != 1 || p.Retry != nil || p.Targets[0].Weight != 0 {
+		t.Errorf("pool zero values: %+v", p)
 	}
-	if q.Attempts != 3 || q.Retry == nil || q.Retry.budget != DefaultRetryBudget || q.Retry.minPerSec != DefaultRetryMinPerSecond {
-		t.Errorf("retry defaults: %+v %+v", q, q.Retry)
+	if q.Attempts != 3 || q.Retry == nil || q.Retry.budget != 0 || q.Retry.minPerSec != 0 {
+		t.Errorf("retry zero values: %+v %+v", q, q.Retry)
 	}
-	if u := r.Upstream("a"); u.Cooldown != DefaultCooldown || u != r.Upstreams()[0] {
-		t.Errorf("upstream defaults: %+v", u)
+	now := time.Unix(1_000_000, 0)
+	q.Retry.Request(now)
+	if q.Retry.AllowRetry(now) {
+		t.Error("budget 0 with min per second 0 allowed a retry")
+	}
+	u := r.Upstream("a")
+	if u.Cooldown != 0 || u.FailureThreshold != 0 || u.MaxConcurrency != 0 || u != r.Upstreams()[0] {
+		t.Errorf("upstream zero values: %+v", u)
+	}
+	for range 100 {
+		if u.ReportFailure(now) != NotEjected {
+			t.Fatal("failure threshold 0 ejected the upstream")
+		}
 	}
 	if len(r.Routes()) != 0 {
 		t.Errorf("routes: %v", r.Routes())
@@ -266,8 +280,18 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// poolOf builds a router with one pool "p". Under "weighted", targets
+// given without a weight get weight 1.
 func poolOf(t *testing.T, strategy string, ups []UpstreamSpec, targets []TargetSpec) (*Router, *Pool) {
 	t.Helper()
+	if strategy == "weighted" {
+		targets = slices.Clone(targets)
+		for i := range targets {
+			if targets[i].Weight == 0 {
+				targets[i].Weight = 1
+			}
+		}
+	}
 	r, err := New(Spec{Upstreams: ups, Pools: []PoolSpec{{Name: "p", Strategy: strategy, Targets: targets}}})
 	if err != nil {
 		t.Fatal(err)
@@ -333,8 +357,8 @@ func TestLeastOutstanding(t *testing.T) {
 		t.Fatalf("picks %v; want a never, c about 2000, b about 1000", counts)
 	}
 	// Held picks spread the load evenly.
-	a.inflight.Store(0)
-	b.inflight.Store(0)
+	a.st.inflight.Store(0)
+	b.st.inflight.Store(0)
 	for range 30 {
 		p.Pick(nil)
 	}
@@ -414,13 +438,20 @@ func TestPickAvoidAndHealth(t *testing.T) {
 }
 
 func TestPickWallClock(t *testing.T) {
-	r, p := poolOf(t, "", []UpstreamSpec{{Name: "a", FailureThreshold: 1, Cooldown: time.Hour}}, []TargetSpec{{Upstream: "a"}})
-	r.Upstream("a").ReportFailure(time.Now())
+	// b is healthy but full, so a may be ejected and nothing is left.
+	r, p := poolOf(t, "", []UpstreamSpec{{Name: "a", FailureThreshold: 1, Cooldown: time.Hour}, {Name: "b", MaxConcurrency: 1}},
+		[]TargetSpec{{Upstream: "a"}, {Upstream: "b"}})
+	if !r.Upstream("b").TryAcquire() {
+		t.Fatal("b has no free slot")
+	}
+	if got := r.Upstream("a").ReportFailure(time.Now()); got != Ejected {
+		t.Fatalf("ReportFailure = %v; want Ejected", got)
+	}
 	if got := p.Pick(nil); got != nil {
 		t.Fatal("Pick returned an ejected upstream")
 	}
 	r.Upstream("a").ReportFailure(time.Now().Add(-2 * time.Hour))
-	if got := p.Pick(nil); got == nil {
+	if got := p.Pick(nil); got == nil || got.Upstream.Name != "a" {
 		t.Fatal("Pick did not return an upstream whose ejection ended")
 	}
 }
@@ -450,7 +481,11 @@ func TestMaxConcurrency(t *testing.T) {
 			}
 		})
 	}
-	u := &Upstream{MaxConcurrency: 1}
+	r1, err := New(Spec{Upstreams: []UpstreamSpec{{Name: "u", MaxConcurrency: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := r1.Upstream("u")
 	if !u.TryAcquire() || u.TryAcquire() {
 		t.Fatal("TryAcquire ignores MaxConcurrency")
 	}
@@ -544,16 +579,147 @@ func TestRetryBudget(t *testing.T) {
 	}
 }
 
-func TestInheritHealth(t *testing.T) {
-	spec := Spec{Upstreams: []UpstreamSpec{{Name: "a", FailureThreshold: 1}, {Name: "b"}}}
-	old, _ := New(spec)
+func TestInherit(t *testing.T) {
+	spec := Spec{Upstreams: []UpstreamSpec{{Name: "a", FailureThreshold: 1, Cooldown: time.Minute}, {Name: "b", MaxConcurrency: 2}}}
+	old, err := New(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Unix(1_000_000, 0)
-	old.Upstream("a").ReportFailure(now)
+	if got := old.Upstream("a").ReportFailure(now); got != Ejected {
+		t.Fatalf("ReportFailure = %v; want Ejected (a serves no pool)", got)
+	}
 	old.Upstream("b").SetActiveHealth(false)
-	next, _ := New(Spec{Upstreams: []UpstreamSpec{{Name: "b"}, {Name: "a", FailureThreshold: 1}, {Name: "c"}}})
-	next.InheritHealth(old)
-	next.InheritHealth(nil)
+	ob := old.Upstream("b")
+	for range 2 {
+		if !ob.TryAcquire() {
+			t.Fatal("old b: no free slot")
+		}
+	}
+	next, err := New(Spec{
+		Upstreams: []UpstreamSpec{{Name: "b", MaxConcurrency: 3}, {Name: "a", FailureThreshold: 1, Cooldown: time.Minute}, {Name: "c"}},
+		Pools:     []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "b"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Inherit(old)
+	next.Inherit(nil)
 	if next.Upstream("a").Healthy(now) || next.Upstream("b").Healthy(now) || !next.Upstream("c").Healthy(now) {
 		t.Fatal("health not carried over by name")
+	}
+	nb := next.Upstream("b")
+	nb.SetActiveHealth(true)
+	if ob.Healthy(now) != true {
+		t.Error("active health set on the new router not seen by the old one")
+	}
+	// The two requests of the old router count against the new limit of 3.
+	if n := nb.Inflight(); n != 2 {
+		t.Fatalf("new b in flight = %d; want the old router's 2", n)
+	}
+	p := next.Pools()[0]
+	if p.PickAt(nil, now) == nil {
+		t.Fatal("no third slot under the new limit of 3")
+	}
+	if p.PickAt(nil, now) != nil {
+		t.Fatal("a fourth slot was given: the old router's requests were not counted")
+	}
+	ob.Release() // an old request ends: its slot frees the new router's counter
+	if p.PickAt(nil, now) == nil {
+		t.Fatal("the slot released through the old router is not free in the new one")
+	}
+	if nb.MaxConcurrency != 3 || ob.MaxConcurrency != 2 {
+		t.Errorf("limits must stay each router's own: new %d, old %d", nb.MaxConcurrency, ob.MaxConcurrency)
+	}
+}
+
+// TestEjectionRule: an ejection that would leave a pool with no healthy
+// target is refused.
+func TestEjectionRule(t *testing.T) {
+	up := func(name string) UpstreamSpec {
+		return UpstreamSpec{Name: name, FailureThreshold: 2, Cooldown: time.Minute}
+	}
+	now := time.Unix(1_000_000, 0)
+	tests := []struct {
+		name  string
+		pools []PoolSpec
+		setup func(r *Router)
+		want  Ejection
+	}{
+		{"only target of its pool", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}}}}, nil, EjectionRefused},
+		{"another healthy target", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}}}, nil, Ejected},
+		{"the other target ejected", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}}},
+			func(r *Router) { r.Upstream("b").st.ejectedUntil.Store(now.Add(time.Second).UnixNano()) }, EjectionRefused},
+		{"the other target's ejection over", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}}},
+			func(r *Router) { r.Upstream("b").st.ejectedUntil.Store(now.UnixNano()) }, Ejected},
+		{"the other target down by active check", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}}},
+			func(r *Router) { r.Upstream("b").SetActiveHealth(false) }, EjectionRefused},
+		{"the same upstream twice, for two models", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a", Model: "x"}, {Upstream: "a", Model: "y"}}}}, nil, EjectionRefused},
+		{"weighted: the other target has weight 0", []PoolSpec{{Name: "p", Strategy: "weighted", Targets: []TargetSpec{{Upstream: "a", Weight: 1}, {Upstream: "b"}}}}, nil, EjectionRefused},
+		{"weighted: the other target has weight 1", []PoolSpec{{Name: "p", Strategy: "weighted", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b", Weight: 1}}}}, nil, Ejected},
+		{"round robin: weight 0 does not matter", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}}}, nil, Ejected},
+		{"last of a second pool", []PoolSpec{
+			{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}},
+			{Name: "q", Targets: []TargetSpec{{Upstream: "a"}}},
+		}, nil, EjectionRefused},
+		{"serves no pool", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "b"}}}}, nil, Ejected},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := New(Spec{Upstreams: []UpstreamSpec{up("a"), up("b")}, Pools: tc.pools})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.setup != nil {
+				tc.setup(r)
+			}
+			a := r.Upstream("a")
+			if got := a.ReportFailure(now); got != NotEjected {
+				t.Fatalf("first failure: %v; want NotEjected (threshold 2)", got)
+			}
+			if got := a.ReportFailure(now); got != tc.want {
+				t.Fatalf("second failure: %v; want %v", got, tc.want)
+			}
+			if healthy := a.Healthy(now); healthy != (tc.want != Ejected) {
+				t.Fatalf("healthy after %v = %v", tc.want, healthy)
+			}
+			// A refused ejection starts the count again.
+			if got := a.ReportFailure(now); got != NotEjected {
+				t.Fatalf("third failure: %v; want NotEjected", got)
+			}
+		})
+	}
+}
+
+func TestOnReturn(t *testing.T) {
+	var returned []string
+	r, err := New(Spec{
+		Upstreams: []UpstreamSpec{{Name: "a", FailureThreshold: 1, Cooldown: time.Minute}, {Name: "b"}},
+		Pools:     []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}}},
+		OnReturn:  func(u *Upstream) { returned = append(returned, u.Name) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := r.Pools()[0]
+	now := time.Unix(1_000_000, 0)
+	if got := r.Upstream("a").ReportFailure(now); got != Ejected {
+		t.Fatalf("ReportFailure = %v; want Ejected", got)
+	}
+	for i := range 4 {
+		if tg := p.PickAt(nil, now.Add(time.Second)); tg != nil {
+			tg.Upstream.Release()
+		}
+		if i == 3 && len(returned) != 0 {
+			t.Fatalf("OnReturn called during the cool-down: %v", returned)
+		}
+	}
+	for range 4 {
+		if tg := p.PickAt(nil, now.Add(time.Minute)); tg != nil {
+			tg.Upstream.Release()
+		}
+	}
+	if !slices.Equal(returned, []string{"a"}) {
+		t.Fatalf("OnReturn calls = %v; want exactly one for a", returned)
 	}
 }

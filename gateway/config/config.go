@@ -155,7 +155,7 @@ type Backend struct {
 	MaxConcurrency int `yaml:"max_concurrency"`
 	// MaxConns caps the open (kept-alive, reused) connections to this
 	// backend; a call that finds none free fails over like a connection
-	// error. Default 1024.
+	// error. Default 1024; 0 means no cap.
 	MaxConns int `yaml:"max_conns"`
 	// Timeouts bound each upstream request.
 	Timeouts Timeouts `yaml:"timeouts"`
@@ -192,7 +192,10 @@ type Health struct {
 	// FailureThreshold is the number of consecutive failures that take the
 	// backend out. Default 3; 0 disables passive health checking.
 	FailureThreshold int `yaml:"failure_threshold"`
-	// Cooldown is how long a failed backend stays out. Default "10s".
+	// Cooldown is how long a failed backend stays out. Default "10s"; must
+	// be positive while FailureThreshold is above 0 (FailureThreshold 0, not
+	// a zero cooldown, turns passive ejection off). A backend is never
+	// ejected when that would leave a pool with no healthy target.
 	Cooldown Duration `yaml:"cooldown"`
 	// Active, when present, probes the backend periodically. Default none.
 	Active *ActiveHealth `yaml:"active,omitempty"`
@@ -203,6 +206,10 @@ type ActiveHealth struct {
 	// Path is the probed path, starting with "/". Default "/health".
 	Path string `yaml:"path"`
 	// Interval is the time between probes. Default "5s"; must be positive.
+	// After a failed probe the next one comes sooner: after min(interval,
+	// 1s), doubling with each further failure up to the interval, so a
+	// backend that fails its first probe while starting up is back in
+	// rotation soon after it is ready.
 	Interval Duration `yaml:"interval"`
 	// Timeout bounds each probe. Default "2s"; must be positive.
 	Timeout Duration `yaml:"timeout"`
@@ -242,8 +249,9 @@ type Target struct {
 	Backend string `yaml:"backend"`
 	// Model is the model id sent to the backend. Default: the pool name.
 	Model string `yaml:"model"`
-	// Weight is the target's share with strategy weighted. Default 1; 0
-	// takes the target out of rotation.
+	// Weight is the target's share with strategy weighted. Default 1. With
+	// weighted, 0 means the target gets no traffic (a pool needs one target
+	// of positive weight); other strategies ignore weights.
 	Weight int `yaml:"weight"`
 }
 
@@ -254,10 +262,12 @@ type Retry struct {
 	// Default 2; at least 1.
 	Attempts int `yaml:"attempts"`
 	// Budget caps retries as a fraction of requests (0.2: at most one retry
-	// per five requests), from 0 to 1. Default 0.2.
+	// per five requests), from 0 to 1. Default 0.2; 0 leaves only the
+	// min_per_second retries.
 	Budget float64 `yaml:"budget"`
 	// MinPerSecond is the number of retries per second always allowed,
-	// whatever the budget. Default 5.
+	// whatever the budget. Default 5; 0 means none beyond the budget (with
+	// budget 0 too, no retries at all).
 	MinPerSecond int `yaml:"min_per_second"`
 }
 

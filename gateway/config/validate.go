@@ -213,6 +213,9 @@ func (v *validator) backends() map[string]bool {
 		v.nonNegDur(p+".timeouts.total", b.Timeouts.Total)
 		v.nonNeg(p+".health.failure_threshold", b.Health.FailureThreshold)
 		v.nonNegDur(p+".health.cooldown", b.Health.Cooldown)
+		if b.Health.Cooldown == 0 && b.Health.FailureThreshold > 0 {
+			v.add(p+".health.cooldown", "must be positive while failure_threshold is above 0 (failure_threshold: 0 turns passive ejection off)")
+		}
 		if a := b.Health.Active; a != nil {
 			if !strings.HasPrefix(a.Path, "/") {
 				v.add(p+".health.active.path", "must start with \"/\", got %q", a.Path)
