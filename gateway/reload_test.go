@@ -1,86 +1,167 @@
 package gateway_test
 
 import (
-	"bufio"
-	"fmt"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// openStream starts a long streamed completion on a raw connection and
-// returns once its first event has arrived. Closing the connection cancels it.
-func openStream(t *testing.T, gwURL string) net.Conn {
+const reloadOK, reloadFailed = "switchyard_config_last_reload_successful 1", "switchyard_config_last_reload_successful 0"
+
+// reloadBase is the config the reload tests start from: an embedded
+// simulator and an admin API with a token from the environment.
+func reloadBase(watch string) string {
+	return `
+listen: 127.0.0.1:0
+server: {watch_interval: ` + watch + `}
+admin: {listen: 127.0.0.1:0, token: "${TEST_RELOAD_ADMIN_TOKEN}"}
+backends:
+  - {name: sim, kind: sim, sim: {model: sim-chat, profile: fast, itl: 1ms}}
+models:
+  - {name: sim-chat, targets: [{backend: sim}]}
+`
+}
+
+// stillServing checks that the gateway answers with its first config.
+func stillServing(t *testing.T, g *gw) {
 	t.Helper()
-	conn, err := net.Dial("tcp4", strings.TrimPrefix(gwURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
+	if _, body := get(t, g.url+"/v1/models"); !strings.Contains(body, `"sim-chat"`) {
+		t.Errorf("the old config stopped serving: /v1/models = %s", body)
 	}
-	t.Cleanup(func() { conn.Close() })
-	body := `{"model":"sim-chat","messages":[{"role":"user","content":"a long answer please"}],"max_tokens":5000,"stream":true}`
-	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-	br := bufio.NewReader(conn)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("reading the stream: %v", err)
-		}
-		if strings.HasPrefix(line, "HTTP/1.1 ") && !strings.HasPrefix(line, "HTTP/1.1 200") {
-			t.Fatalf("stream answered %s", line)
-		}
-		if strings.HasPrefix(line, "data: ") {
-			return conn
-		}
+	if code, _, body := post(t, g.url+"/v1/chat/completions", `{"model":"sim-chat","messages":[{"role":"user","content":"x"}],"max_tokens":2}`); code != 200 {
+		t.Errorf("chat after a refused reload: %d %s", code, body)
 	}
 }
 
-// TestReloadKeepsConcurrency: requests in flight on the old generation count
-// against the new generation's max_concurrency (the reload used to start
-// the count again from zero, letting twice the limit through).
-func TestReloadKeepsConcurrency(t *testing.T) {
-	simURL, _ := startSim(t, map[string]string{"itl": "20ms"})
-	cfg := func(route string) string {
-		return `
-listen: 127.0.0.1:0
-server: {watch_interval: 0s}
-backends:
-  - {name: up, url: "` + simURL + `", max_concurrency: 2}
-models:
-  - {name: sim-chat, targets: [{backend: up}], retry: {attempts: 1}}
-routes:
-  - name: ` + route + `
-`
+func metricsHas(t *testing.T, g *gw, want string) bool {
+	t.Helper()
+	_, m := get(t, g.url+"/metrics")
+	return strings.Contains(m, want)
+}
+
+// TestReloadRefusals: a file that parses but would leave no models, or that
+// changes admin settings, is refused by every reload; the old config keeps
+// serving and the reload metric says the last reload failed.
+func TestReloadRefusals(t *testing.T) {
+	const token = "reload-s3cret"
+	t.Setenv("TEST_RELOAD_ADMIN_TOKEN", token)
+	base := reloadBase("0s")
+	for _, tc := range []struct {
+		name string
+		file string
+		want []string // in the error
+	}{
+		{"empty file", "", []string{"refused", "no models"}},
+		{"comments only", "# nothing here yet\n", []string{"refused", "no models"}},
+		{"truncated after backends", base[:strings.Index(base, "models:")], []string{"refused", "no models"}},
+		{"empty models list", strings.Replace(base, "  - {name: sim-chat, targets: [{backend: sim}]}\n", "", 1) + "  []\n", []string{"refused", "no models"}},
+		{"admin token changed", strings.Replace(base, `"${TEST_RELOAD_ADMIN_TOKEN}"`, "new-t0ken", 1), []string{"refused", "admin.token changed", "restart"}},
+		{"admin token removed", strings.Replace(base, `, token: "${TEST_RELOAD_ADMIN_TOKEN}"`, ", insecure: true", 1), []string{"admin.token, admin.insecure changed"}},
+		{"admin listen changed", strings.Replace(base, "admin: {listen: 127.0.0.1:0,", "admin: {listen: 127.0.0.1:1,", 1), []string{"admin.listen changed"}},
+		{"admin section dropped", strings.Replace(base, `admin: {listen: 127.0.0.1:0, token: "${TEST_RELOAD_ADMIN_TOKEN}"}`, "", 1), []string{"admin.listen, admin.token changed"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t, base)
+			if err := os.WriteFile(g.path, []byte(tc.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := g.srv.Reload()
+			if err == nil {
+				t.Fatalf("Reload accepted %q", tc.file)
+			}
+			msg := err.Error()
+			for _, w := range append(tc.want, filepath.Base(g.path)) {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q lacks %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, token) || strings.Contains(msg, "new-t0ken") {
+				t.Errorf("error leaks a token: %q", msg)
+			}
+			if !metricsHas(t, g, reloadFailed) {
+				t.Errorf("metrics lack %q", reloadFailed)
+			}
+			stillServing(t, g)
+		})
 	}
-	g := startGateway(t, cfg("before"))
-	chat := `{"model":"sim-chat","messages":[{"role":"user","content":"hi"}],"max_tokens":1}`
-	a, b := openStream(t, g.url), openStream(t, g.url)
-	if code, _, body := post(t, g.url+"/v1/chat/completions", chat); code != 503 {
-		t.Fatalf("third request before the reload: %d %s; want 503", code, body)
-	}
-	if err := os.WriteFile(g.path, []byte(cfg("after")), 0o600); err != nil {
+
+	// The checks refuse only what they must: listen and server changes
+	// warn and apply at restart, new models are taken.
+	t.Run("other changes accepted", func(t *testing.T) {
+		g := startGateway(t, base)
+		next := strings.Replace(base, "watch_interval: 0s", "watch_interval: 0s, max_conns: 7", 1) +
+			"  - {name: other, targets: [{backend: sim, model: sim-chat}]}\n"
+		if err := os.WriteFile(g.path, []byte(next), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.srv.Reload(); err != nil {
+			t.Fatalf("Reload: %v", err)
+		}
+		if _, body := get(t, g.url+"/v1/models"); !strings.Contains(body, `"other"`) {
+			t.Errorf("models after reload: %s", body)
+		}
+		if !metricsHas(t, g, reloadOK) {
+			t.Errorf("metrics lack %q", reloadOK)
+		}
+	})
+}
+
+// TestAdminReloadRefusedKeepsToken: POST /admin/reload of a truncated file
+// is refused, and the admin token keeps working (before the fix the token
+// vanished with the file and the admin API locked the operator out).
+func TestAdminReloadRefusedKeepsToken(t *testing.T) {
+	t.Setenv("TEST_RELOAD_ADMIN_TOKEN", "adm1n")
+	base := reloadBase("0s")
+	g := startGateway(t, base)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.srv.Reload(); err != nil {
-		t.Fatalf("reload: %v", err)
+	go func() { _ = g.srv.ServeAdmin(ln) }() // stopped by the gateway's Shutdown
+	admin := "http://" + ln.Addr().String()
+	if err := os.WriteFile(g.path, []byte(base[:strings.Index(base, "admin:")]), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	for i := range 3 {
-		if code, _, body := post(t, g.url+"/v1/chat/completions", chat); code != 503 {
-			t.Fatalf("request %d after the reload, with two streams of the old generation open: %d %s; want 503", i, code, body)
-		}
+	req, _ := http.NewRequest(http.MethodPost, admin+"/admin/reload", nil)
+	req.Header.Set("Authorization", "Bearer adm1n")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, m := get(t, g.url+"/metrics"); !strings.Contains(m, `switchyard_backend_inflight{backend="up"} 2`) {
-		t.Errorf("metrics do not show the 2 streams in flight after the reload")
+	resp.Body.Close()
+	if resp.StatusCode != 422 {
+		t.Errorf("admin reload of a truncated file: %d, want 422", resp.StatusCode)
 	}
-	// The old generation's streams end: their slots free the new one's.
-	a.Close()
-	b.Close()
-	waitFor(t, "the streams' slots to be released", 3*time.Second, func() bool {
-		_, m := get(t, g.url+"/metrics")
-		return strings.Contains(m, `switchyard_backend_inflight{backend="up"} 0`)
+	if code, _ := get(t, admin+"/admin/config", "Authorization", "Bearer adm1n"); code != 200 {
+		t.Errorf("admin token after a refused reload: %d, want 200", code)
+	}
+	stillServing(t, g)
+}
+
+// TestWatcherRefusesEmptyFile: the file watcher goes through the same
+// checks; after a refusal it still picks up a good file.
+func TestWatcherRefusesEmptyFile(t *testing.T) {
+	t.Setenv("TEST_RELOAD_ADMIN_TOKEN", "w4tch")
+	base := reloadBase("10ms")
+	g := startGateway(t, base)
+	if err := os.WriteFile(g.path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the watcher to refuse the empty file", 5*time.Second, func() bool { return metricsHas(t, g, reloadFailed) })
+	stillServing(t, g)
+	next := base + "  - {name: second, targets: [{backend: sim, model: sim-chat}]}\n"
+	if err := os.WriteFile(g.path, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the watcher to load the good file", 5*time.Second, func() bool {
+		_, body := get(t, g.url+"/v1/models")
+		return strings.Contains(body, `"second"`)
 	})
-	if code, _, body := post(t, g.url+"/v1/chat/completions", chat); code != 200 {
-		t.Fatalf("after the streams ended: %d %s; want 200", code, body)
+	if !metricsHas(t, g, reloadOK) {
+		t.Errorf("metrics lack %q", reloadOK)
 	}
 }

@@ -93,11 +93,14 @@ func (r *Registry) Kinds() []string {
 	return ks
 }
 
-// build decodes, provisions and validates one chain entry.
+// build decodes, provisions and validates one chain entry. Its errors start
+// with the entry's "file:line:col: path:", like the config package's.
 func (r *Registry) build(file string, ref config.StageRef, env *Env) (Stage, error) {
+	at := config.Error{File: file, Line: ref.Line, Column: ref.Column, Path: ref.Path}
 	f, ok := r.kinds[ref.Kind]
 	if !ok {
-		return nil, fmt.Errorf("%s:%d: %s: unknown stage kind %q (known: %v)", file, ref.Line, ref.Path, ref.Kind, r.Kinds())
+		at.Msg = fmt.Sprintf("unknown stage kind %q (known: %v)", ref.Kind, r.Kinds())
+		return nil, at
 	}
 	st := f.New()
 	if ref.Options.Kind != 0 {
@@ -107,12 +110,12 @@ func (r *Registry) build(file string, ref config.StageRef, env *Env) (Stage, err
 	}
 	if v, ok := st.(Validator); ok {
 		if err := v.Validate(); err != nil {
-			return nil, fmt.Errorf("%s:%d: %s: %w", file, ref.Line, ref.Path, err)
+			return nil, fmt.Errorf("%s%w", at, err)
 		}
 	}
 	if p, ok := st.(Provisioner); ok {
 		if err := p.Provision(env); err != nil {
-			return nil, fmt.Errorf("%s:%d: %s: provisioning %s: %w", file, ref.Line, ref.Path, ref.Kind, err)
+			return nil, fmt.Errorf("%sprovisioning %s: %w", at, ref.Kind, err)
 		}
 	}
 	return st, nil
