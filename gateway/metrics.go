@@ -188,20 +188,28 @@ func (m *Metrics) histogram(k seriesKey) *metrics.PrometheusHistogram {
 
 // counterSlot returns the counter cached in s, filling s from the map on
 // first use. Concurrent fills store the same counter.
-func (m *Metrics) counterSlot(s *atomic.Pointer[metrics.Counter], k seriesKey) *metrics.Counter {
+func (m *Metrics) counterSlot(s *atomic.Pointer[metrics.Counter], k *seriesKey) *metrics.Counter {
 	if c := s.Load(); c != nil {
 		return c
 	}
-	c := m.counter(k)
+	return m.fillCounter(s, k)
+}
+
+func (m *Metrics) fillCounter(s *atomic.Pointer[metrics.Counter], k *seriesKey) *metrics.Counter {
+	c := m.counter(*k)
 	s.Store(c)
 	return c
 }
 
-func (m *Metrics) histogramSlot(s *atomic.Pointer[metrics.PrometheusHistogram], k seriesKey) *metrics.PrometheusHistogram {
+func (m *Metrics) histogramSlot(s *atomic.Pointer[metrics.PrometheusHistogram], k *seriesKey) *metrics.PrometheusHistogram {
 	if h := s.Load(); h != nil {
 		return h
 	}
-	h := m.histogram(k)
+	return m.fillHistogram(s, k)
+}
+
+func (m *Metrics) fillHistogram(s *atomic.Pointer[metrics.PrometheusHistogram], k *seriesKey) *metrics.PrometheusHistogram {
+	h := m.histogram(*k)
 	s.Store(h)
 	return h
 }
@@ -425,7 +433,7 @@ func (m *Metrics) request(x *Exchange) {
 		}
 		if ci := codeSlot(code); rp != nil && bi >= 0 && ci >= 0 {
 			k := seriesKey{name: "switchyard_requests_total", l: [4]string{route, model, backend, op}, code: code}
-			m.counterSlot(&rp.reqs[(int(x.Op)*t.nu+bi)*nCodes+ci], k).Inc()
+			m.counterSlot(&rp.reqs[(int(x.Op)*t.nu+bi)*nCodes+ci], &k).Inc()
 		} else {
 			m.counter(seriesKey{name: "switchyard_requests_total", l: [4]string{route, model, backend, op}, code: code}).Inc()
 		}
@@ -436,7 +444,7 @@ func (m *Metrics) request(x *Exchange) {
 	if x.Route != nil {
 		k := seriesKey{name: "switchyard_request_duration_seconds", l: [4]string{route, model, op}}
 		if rp != nil {
-			m.histogramSlot(&rp.dur[x.Op], k).Update(secs)
+			m.histogramSlot(&rp.dur[x.Op], &k).Update(secs)
 		} else {
 			m.histogram(k).Update(secs)
 		}
@@ -444,7 +452,7 @@ func (m *Metrics) request(x *Exchange) {
 	if x.Streaming {
 		k := seriesKey{name: "switchyard_stream_duration_seconds", l: [4]string{model}}
 		if ps != nil {
-			m.histogramSlot(&ps.streamDur, k).Update(secs)
+			m.histogramSlot(&ps.streamDur, &k).Update(secs)
 		} else {
 			m.histogram(k).Update(secs)
 		}
@@ -462,7 +470,7 @@ func (m *Metrics) request(x *Exchange) {
 func (m *Metrics) tokens(ps *poolSeries, bi, typ int, model, backend, name string, n int64) {
 	k := seriesKey{name: "switchyard_tokens_total", l: [4]string{model, backend, name}}
 	if ps != nil && bi >= 0 {
-		m.counterSlot(&ps.tokens[bi*2+typ], k).Add(int(n))
+		m.counterSlot(&ps.tokens[bi*2+typ], &k).Add(int(n))
 		return
 	}
 	m.counter(k).Add(int(n))
@@ -484,7 +492,7 @@ func (m *Metrics) requestError(x *Exchange, code Code) {
 	if t := m.tab.Load(); t != nil {
 		ri, pi, ei := t.routeSlot(r), t.poolSlot(p), reasonSlot(code)
 		if ri >= 0 && pi >= 0 && ei >= 0 {
-			m.counterSlot(&t.routePool(ri, pi).errs[ei], k).Inc()
+			m.counterSlot(&t.routePool(ri, pi).errs[ei], &k).Inc()
 			return
 		}
 	}
@@ -511,11 +519,11 @@ func (m *Metrics) upstreamResult(x *Exchange, code int) {
 				ci = codeSlot(code)
 			}
 			if ci >= 0 {
-				m.counterSlot(&us.codes[ci], rk).Inc()
+				m.counterSlot(&us.codes[ci], &rk).Inc()
 			} else {
 				m.counter(rk).Inc()
 			}
-			m.histogramSlot(&us.firstByte, hk).Update(secs)
+			m.histogramSlot(&us.firstByte, &hk).Update(secs)
 			return
 		}
 	}
@@ -531,7 +539,7 @@ func (m *Metrics) overhead(x *Exchange, total time.Duration) {
 	}
 	if ov := total - x.upDur; ov >= 0 {
 		k := seriesKey{name: "switchyard_gateway_overhead_seconds", l: [4]string{x.Op.String()}}
-		m.histogramSlot(&m.ovh[x.Op], k).Update(ov.Seconds())
+		m.histogramSlot(&m.ovh[x.Op], &k).Update(ov.Seconds())
 	}
 }
 
@@ -552,7 +560,7 @@ func (m *Metrics) streamHistograms(x *Exchange) (ttft, itl *metrics.PrometheusHi
 	tk := seriesKey{name: "switchyard_ttft_seconds", l: [4]string{model}}
 	ik := seriesKey{name: "switchyard_inter_token_latency_seconds", l: [4]string{model}}
 	if ps := m.poolOf(x.Pool); ps != nil {
-		return m.histogramSlot(&ps.ttft, tk), m.histogramSlot(&ps.itl, ik)
+		return m.histogramSlot(&ps.ttft, &tk), m.histogramSlot(&ps.itl, &ik)
 	}
 	return m.histogram(tk), m.histogram(ik)
 }
@@ -565,7 +573,7 @@ func (m *Metrics) fallback(from, to *router.Pool) {
 	k := seriesKey{name: "switchyard_fallbacks_total", l: [4]string{from.Name, to.Name}}
 	if t := m.tab.Load(); t != nil {
 		if fi, ti := t.poolSlot(from), t.poolSlot(to); fi > 0 && ti > 0 {
-			m.counterSlot(&t.poolSeries(fi).fallbacks[ti-1], k).Inc()
+			m.counterSlot(&t.poolSeries(fi).fallbacks[ti-1], &k).Inc()
 			return
 		}
 	}
@@ -585,7 +593,7 @@ func (m *Metrics) clientGone(x *Exchange) {
 func (m *Metrics) poolCounter(p *router.Pool, name string, slot func(*poolSeries) *atomic.Pointer[metrics.Counter]) {
 	k := seriesKey{name: name, l: [4]string{poolName(p)}}
 	if ps := m.poolOf(p); ps != nil {
-		m.counterSlot(slot(ps), k).Inc()
+		m.counterSlot(slot(ps), &k).Inc()
 		return
 	}
 	m.counter(k).Inc()
