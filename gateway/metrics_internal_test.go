@@ -153,7 +153,7 @@ func TestMetricsUpstreamAndPools(t *testing.T) {
 		`switchyard_upstream_responses_total{backend="up-a",code="error"} 2`,
 		`switchyard_ttft_seconds_count{model="chat"} 2`,
 		`switchyard_stream_duration_seconds_count{model="chat"} 2`,
-		"# HELP switchyard_ttft_seconds Time to the first streamed token, by model.\n# TYPE switchyard_ttft_seconds histogram\n",
+		"# HELP switchyard_ttft_seconds Time to the first streamed event, by model.\n# TYPE switchyard_ttft_seconds histogram\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the exposition lacks %q", want)
