@@ -435,6 +435,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, x *Exchange) {
 func (s *Server) fail(ctx *fasthttp.RequestCtx, x *Exchange, err error) {
 	e := asError(err)
 	x.Status = e.Status
+	s.metrics.requestError(x, e.Code)
 	if e.Status >= 500 {
 		s.log.Warn("request failed", "request_id", string(x.RequestID), "status", e.Status, "error", e.Error())
 	}
@@ -499,17 +500,20 @@ func (s *Server) fasthttpError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Header.SetBytesV("X-Request-Id", s.appendRequestID(nil, ctx))
 	var small *fasthttp.ErrSmallBuffer
 	var te interface{ Timeout() bool }
+	var e *Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		writeError(ctx, &Error{Status: fasthttp.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "request body exceeds " + strconv.Itoa(s.maxBody) + " bytes"})
+		e = &Error{Status: fasthttp.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "request body exceeds " + strconv.Itoa(s.maxBody) + " bytes"}
 	case errors.As(err, &small):
-		writeError(ctx, &Error{Status: fasthttp.StatusRequestHeaderFieldsTooLarge, Code: CodeInvalidRequest,
-			Message: "request headers exceed server.max_header_size (" + strconv.Itoa(s.srv.ReadBufferSize) + " bytes)"})
+		e = &Error{Status: fasthttp.StatusRequestHeaderFieldsTooLarge, Code: CodeInvalidRequest,
+			Message: "request headers exceed server.max_header_size (" + strconv.Itoa(s.srv.ReadBufferSize) + " bytes)"}
 	case errors.As(err, &te) && te.Timeout():
-		writeError(ctx, &Error{Status: fasthttp.StatusRequestTimeout, Code: CodeInvalidRequest, Message: "timed out reading the request"})
+		e = &Error{Status: fasthttp.StatusRequestTimeout, Code: CodeInvalidRequest, Message: "timed out reading the request"}
 	default:
-		writeError(ctx, &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Message: "malformed HTTP request"})
+		e = &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Message: "malformed HTTP request"}
 	}
+	s.metrics.requestError(nil, e.Code)
+	writeError(ctx, e)
 }
 
 type fasthttpLogger struct{ l *slog.Logger }
