@@ -5,21 +5,43 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
 
+// envRequireNode names the environment variable that, when 1 or true, makes
+// the Node SDK test fail instead of skip when node or the SDK is missing.
+// .ci/run sets it once `npm ci` has installed the SDK.
+const envRequireNode = "SWITCHYARD_REQUIRE_NODE"
+
+func nodeRequired() bool {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv(envRequireNode))) {
+	case "1", "true", "yes":
+		return true
+	}
+	return false
+}
+
 // TestNodeSDK runs the official OpenAI Node SDK (gateway/testdata/node,
 // installed by `npm ci` there, as .ci/run does) against the gateway: plain
 // and streamed chat, completions, embeddings (base64 on the wire, the Node
-// SDK's default), the model list and a typed 404.
+// SDK's default), the model list and a typed 404. Without node or the SDK
+// it skips, or fails when SWITCHYARD_REQUIRE_NODE is set.
 func TestNodeSDK(t *testing.T) {
+	missing := func(reason string) {
+		t.Helper()
+		if nodeRequired() {
+			t.Fatalf("%s is set, but %s", envRequireNode, reason)
+		}
+		t.Skipf("skipping the Node SDK check: %s", reason)
+	}
 	dir := filepath.Join("testdata", "node")
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed; skipping the Node SDK check")
+		missing("node is not installed")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai")); err != nil {
-		t.Skip("the Node SDK is not installed; run `npm ci --prefix gateway/testdata/node` (as .ci/run does)")
+		missing("the Node SDK is not installed; run `npm ci --prefix gateway/testdata/node` (as .ci/run does)")
 	}
 	g := startGateway(t, simConfig(""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

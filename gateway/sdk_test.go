@@ -124,9 +124,15 @@ func TestSDKChatPlainAndStreamed(t *testing.T) {
 	var text strings.Builder
 	var chunks, usageChunks int
 	var finish string
+	var acc openai.ChatCompletionAccumulator
+	justFinished := ""
 	for stream.Next() {
 		ch := stream.Current()
 		chunks++
+		acc.AddChunk(ch)
+		if content, ok := acc.JustFinishedContent(); ok {
+			justFinished = content
+		}
 		spectest.Check(t, "CreateChatCompletionStreamResponse", []byte(ch.RawJSON()))
 		if ch.ID == "" || ch.Object != "chat.completion.chunk" || ch.Model == "" || ch.Created == 0 {
 			t.Errorf("chunk lacks id/object/created/model: %s", ch.RawJSON())
@@ -154,6 +160,11 @@ func TestSDKChatPlainAndStreamed(t *testing.T) {
 	}
 	if usageChunks != 1 || finish != "length" || text.Len() == 0 {
 		t.Errorf("stream: %d usage chunks, finish %q, text %q; want 1, length, some text", usageChunks, finish, text.String())
+	}
+	// The finish chunk (delta {}) reaches the client, so openai-go's
+	// accumulator sees the content end.
+	if justFinished == "" || justFinished != text.String() {
+		t.Errorf("accumulator JustFinishedContent = %q, want the streamed text %q", justFinished, text.String())
 	}
 }
 

@@ -617,7 +617,7 @@ func (s *Server) appendResponse(b []byte, r *genRequest, id string, created int6
 }
 
 // stream writes a streamed answer, one SSE event per token and choice,
-// flushed as it goes.
+// flushed as it goes; each choice ends with its finish event.
 func (s *Server) stream(w *bufio.Writer, r *genRequest, g *group, sl *sleeper, itlFactor float64, drop bool, id string, created int64) {
 	object := "text_completion"
 	if r.chat {
@@ -659,19 +659,14 @@ func (s *Server) stream(w *bufio.Writer, r *genRequest, g *group, sl *sleeper, i
 				buf = append(buf, `,"text":`...)
 				buf = appendJSONString(buf, string(tok))
 			}
-			buf = append(buf, `,"logprobs":null,"finish_reason":`...)
-			if step == q.out-1 {
-				buf = append(buf, '"')
-				buf = append(buf, q.finish...)
-				buf = append(buf, '"')
-			} else {
-				buf = append(buf, "null"...)
-			}
-			buf = append(buf, "}]"...)
+			buf = append(buf, `,"logprobs":null,"finish_reason":null}]`...)
 			if r.includeUsage {
 				buf = append(buf, `,"usage":null`...)
 			}
 			buf = append(buf, "}\n\n"...)
+			if step == q.out-1 {
+				buf = appendFinishChunk(buf, r, i, object, id, created)
+			}
 			if _, err := w.Write(buf); err != nil {
 				return errClientGone
 			}
@@ -707,6 +702,30 @@ func (s *Server) stream(w *bufio.Writer, r *genRequest, g *group, sl *sleeper, i
 	}
 	_, _ = w.WriteString("data: [DONE]\n\n")
 	_ = w.Flush()
+}
+
+// appendFinishChunk appends the event that ends choice i, sent right after
+// its last token as OpenAI and vLLM send it: no new text (chat: "delta": {},
+// completions: "text": "") and the finish_reason. Clients rely on it: the
+// openai-go accumulator reports the content finished when a chunk without
+// content follows the content.
+func appendFinishChunk(buf []byte, r *genRequest, i int, object, id string, created int64) []byte {
+	buf = append(buf, "data: "...)
+	buf = appendHead(buf, id, object, created, r.model)
+	buf = append(buf, `,"choices":[{"index":`...)
+	buf = strconv.AppendInt(buf, int64(i), 10)
+	if r.chat {
+		buf = append(buf, `,"delta":{}`...)
+	} else {
+		buf = append(buf, `,"text":""`...)
+	}
+	buf = append(buf, `,"logprobs":null,"finish_reason":"`...)
+	buf = append(buf, r.seqs[i].finish...)
+	buf = append(buf, `"}]`...)
+	if r.includeUsage {
+		buf = append(buf, `,"usage":null`...)
+	}
+	return append(buf, "}\n\n"...)
 }
 
 // chunkWriter writes each Write as one HTTP/1.1 chunk.

@@ -73,10 +73,21 @@ func TestOpenAISDK(t *testing.T) {
 		})
 		var acc openai.ChatCompletionAccumulator
 		chunks, usageChunks := 0, 0
+		finishedAt, finished := 0, ""
 		for stream.Next() {
 			ch := stream.Current()
-			acc.AddChunk(ch)
+			if !acc.AddChunk(ch) {
+				t.Fatalf("the accumulator refused chunk %d: %s", chunks+1, ch.RawJSON())
+			}
 			chunks++
+			// The chunk after the last content (delta {} with the
+			// finish_reason) is where the accumulator sees the content end.
+			if content, ok := acc.JustFinishedContent(); ok {
+				if finishedAt != 0 {
+					t.Errorf("JustFinishedContent at chunks %d and %d", finishedAt, chunks)
+				}
+				finishedAt, finished = chunks, content
+			}
 			if ch.ID == "" || ch.Object != "chat.completion.chunk" || ch.Model != "m" || ch.Created == 0 {
 				t.Fatalf("chunk lacks id/object/created/model: %s", ch.RawJSON())
 			}
@@ -92,8 +103,11 @@ func TestOpenAISDK(t *testing.T) {
 		if err := stream.Err(); err != nil {
 			t.Fatal(err)
 		}
-		if usageChunks != 1 || chunks != 21 {
-			t.Errorf("chunks = %d (usage chunks %d), want 20 token chunks and 1 usage chunk", chunks, usageChunks)
+		if usageChunks != 1 || chunks != 22 {
+			t.Errorf("chunks = %d (usage chunks %d), want 20 token chunks, 1 finish chunk and 1 usage chunk", chunks, usageChunks)
+		}
+		if finishedAt != 21 || finished == "" || finished != acc.Choices[0].Message.Content {
+			t.Errorf("JustFinishedContent = %q at chunk %d, want the whole text at chunk 21 (the finish chunk)", finished, finishedAt)
 		}
 		if len(acc.Choices) != 1 || acc.Choices[0].FinishReason != "length" || acc.Choices[0].Message.Role != "assistant" {
 			t.Fatalf("accumulated: %+v", acc.Choices)
@@ -148,20 +162,41 @@ func TestOpenAISDK(t *testing.T) {
 			t.Error("different prompts generated the same text")
 		}
 		stream := c.Completions.NewStreaming(ctx, openai.CompletionNewParams{
-			Model:     "m",
-			Prompt:    openai.CompletionNewParamsPromptUnion{OfString: openai.String("first prompt")},
-			MaxTokens: openai.Int(7),
+			Model:         "m",
+			Prompt:        openai.CompletionNewParamsPromptUnion{OfString: openai.String("first prompt")},
+			MaxTokens:     openai.Int(7),
+			StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
 		})
 		var text strings.Builder
+		var chunks []openai.Completion
 		for stream.Next() {
 			ch := stream.Current()
 			if ch.Object != "text_completion" {
 				t.Fatalf("chunk object %q", ch.Object)
 			}
-			text.WriteString(ch.Choices[0].Text)
+			chunks = append(chunks, ch)
+			if len(ch.Choices) > 0 {
+				text.WriteString(ch.Choices[0].Text)
+			}
 		}
 		if err := stream.Err(); err != nil {
 			t.Fatal(err)
+		}
+		// 7 token chunks, then the finish chunk (text "" and the
+		// finish_reason, as vLLM sends it), then the usage chunk.
+		if len(chunks) != 9 {
+			t.Fatalf("%d chunks, want 7 token chunks, a finish chunk and a usage chunk", len(chunks))
+		}
+		for i, ch := range chunks[:7] {
+			if len(ch.Choices) != 1 || ch.Choices[0].Text == "" || ch.Choices[0].FinishReason != "" {
+				t.Errorf("token chunk %d: %s", i, ch.RawJSON())
+			}
+		}
+		if fin := chunks[7]; len(fin.Choices) != 1 || fin.Choices[0].Text != "" || fin.Choices[0].FinishReason != "length" {
+			t.Errorf("finish chunk: %s", fin.RawJSON())
+		}
+		if u := chunks[8]; len(u.Choices) != 0 || u.Usage.CompletionTokens != 7 {
+			t.Errorf("usage chunk: %s", u.RawJSON())
 		}
 		if text.String() != r.Choices[0].Text {
 			t.Errorf("streamed %q, plain %q", text.String(), r.Choices[0].Text)
@@ -428,7 +463,10 @@ func TestStreamWireFormat(t *testing.T) {
 			events = append(events, line)
 		}
 	}
-	if len(events) != 8 || events[7] != "data: [DONE]" {
+	// n=2, 3 tokens: per step one chunk per choice; after its last token
+	// each choice gets a finish chunk (delta {} and finish_reason), then the
+	// usage chunk and [DONE].
+	if len(events) != 10 || events[9] != "data: [DONE]" {
 		t.Fatalf("events:\n%s", strings.Join(events, "\n"))
 	}
 	type chunk struct {
@@ -440,12 +478,24 @@ func TestStreamWireFormat(t *testing.T) {
 		} `json:"choices"`
 		Usage json.RawMessage `json:"usage"`
 	}
-	for i, ev := range events[:7] {
+	// index, role, has content, finish_reason per event.
+	want := []struct {
+		index   int
+		role    bool
+		content bool
+		finish  string
+	}{
+		{0, true, true, ""}, {1, true, true, ""},
+		{0, false, true, ""}, {1, false, true, ""},
+		{0, false, true, ""}, {0, false, false, "length"},
+		{1, false, true, ""}, {1, false, false, "length"},
+	}
+	for i, ev := range events[:9] {
 		var c chunk
 		if err := json.Unmarshal([]byte(strings.TrimPrefix(ev, "data: ")), &c); err != nil {
 			t.Fatal(err)
 		}
-		if i == 6 {
+		if i == 8 {
 			if len(c.Choices) != 0 || !strings.Contains(string(c.Usage), `"completion_tokens":6`) {
 				t.Errorf("usage chunk %s", ev)
 			}
@@ -453,10 +503,19 @@ func TestStreamWireFormat(t *testing.T) {
 		}
 		if string(c.Usage) != "null" || len(c.Choices) != 1 {
 			t.Errorf("chunk %s", ev)
+			continue
 		}
-		ch := c.Choices[0]
-		if ch.Index != i%2 || (i < 2) != (ch.Delta["role"] == "assistant") || (i >= 4) != (ch.FinishReason != nil) {
-			t.Errorf("chunk %d: %s", i, ev)
+		ch, w := c.Choices[0], want[i]
+		_, hasContent := ch.Delta["content"]
+		finish := ""
+		if ch.FinishReason != nil {
+			finish = *ch.FinishReason
+		}
+		if ch.Index != w.index || (ch.Delta["role"] == "assistant") != w.role || hasContent != w.content || finish != w.finish {
+			t.Errorf("event %d = %s, want index %d, role %v, content %v, finish_reason %q", i, ev, w.index, w.role, w.content, w.finish)
+		}
+		if !w.content && len(ch.Delta) != 0 {
+			t.Errorf("finish chunk %d has a non-empty delta: %s", i, ev)
 		}
 	}
 }

@@ -9,6 +9,12 @@
 // preprocessed once per test binary; each schema is compiled on first use and
 // cached.
 //
+// The specification lives outside the module, so it may be absent. Then the
+// test helpers (Need, Check) skip with the reason, unless the environment
+// variable SWITCHYARD_REQUIRE_SPEC is 1 or true: then a missing specification
+// fails the test. .ci/run sets it when it has found the file, so CI cannot
+// pass with the conformance checks silently off.
+//
 // The specification still marks many fields with the OpenAPI 3.0 keyword
 // `nullable: true`. Before compiling, every schema object carrying it is
 // rewritten into {"anyOf": [<schema without nullable>, {"type": "null"}]}, so
@@ -46,12 +52,27 @@ import (
 var printer = message.NewPrinter(language.English)
 
 // ErrNoSpec is returned by Load when the specification file does not exist.
-// Tests skip rather than fail on it, since the file lives outside the module.
+// Tests skip rather than fail on it, since the file lives outside the module,
+// unless Required says otherwise.
 var ErrNoSpec = errors.New("spectest: OpenAI OpenAPI specification not found")
 
 // EnvSpecPath names the environment variable that, when set, overrides where
 // the specification file is looked for.
 const EnvSpecPath = "SWITCHYARD_OPENAPI_SPEC"
+
+// EnvRequireSpec names the environment variable that, when 1 or true, makes
+// a missing specification fail the tests instead of skipping them.
+const EnvRequireSpec = "SWITCHYARD_REQUIRE_SPEC"
+
+// Required reports whether EnvRequireSpec asks for the specification: its
+// value is 1, true or yes, in any case.
+func Required() bool {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv(EnvRequireSpec))) {
+	case "1", "true", "yes":
+		return true
+	}
+	return false
+}
 
 // specRelPath is the location of the specification relative to the module root.
 var specRelPath = filepath.Join("..", "shared", "openai-openapi", "openapi.json")
@@ -266,16 +287,40 @@ func pointer(tokens []string) string {
 	return sb.String()
 }
 
+// Need loads the specification for a test that cannot run without it. When
+// the file is absent it skips the test with the reason, or fails it when
+// Required. Any other failure to load fails the test.
+func Need(tb testing.TB) *Spec {
+	tb.Helper()
+	s, err := Load()
+	if errors.Is(err, ErrNoSpec) {
+		if Required() {
+			tb.Fatalf("%s is set, but: %v", EnvRequireSpec, err)
+		}
+		tb.Skipf("skipping: %v (set %s to the file)", err, EnvSpecPath)
+	}
+	if err != nil {
+		tb.Fatalf("loading OpenAI specification: %v", err)
+	}
+	return s
+}
+
 // Check is the test helper: it validates body against the component schema
-// named schema and reports a mismatch with t.Errorf, showing the body. When
-// the specification is absent only the check is skipped: it logs a message
-// saying so and returns, and the rest of the test goes on. Any other failure
-// to load or compile is reported with t.Fatalf.
+// named schema and reports a mismatch with t.Errorf, showing the body. Any
+// failure to load or compile is reported with t.Fatalf.
+//
+// When the specification is absent, only the conformance check is left out:
+// the rest of the test goes on, and when it ends without failing it is
+// marked skipped, with the reason (t.Skip from a cleanup). When Required, a
+// missing specification fails the test at once instead.
 func Check(t testing.TB, schema string, body []byte) {
 	t.Helper()
 	s, err := Load()
 	if errors.Is(err, ErrNoSpec) {
-		t.Logf("skipping OpenAPI conformance check: %v", err)
+		if Required() {
+			t.Fatalf("%s is set, but: %v", EnvRequireSpec, err)
+		}
+		skipAtEnd(t, err)
 		return
 	}
 	if err != nil {
@@ -290,6 +335,22 @@ func Check(t testing.TB, schema string, body []byte) {
 	default:
 		t.Fatalf("%v", err)
 	}
+}
+
+// skipping holds the tests that skipAtEnd has already scheduled a skip for.
+var skipping sync.Map // testing.TB -> struct{}
+
+// skipAtEnd marks t skipped when it ends without failing, once per test.
+func skipAtEnd(t testing.TB, reason error) {
+	if _, dup := skipping.LoadOrStore(t, struct{}{}); dup {
+		return
+	}
+	t.Cleanup(func() {
+		skipping.Delete(t)
+		if !t.Failed() {
+			t.Skipf("the OpenAPI conformance checks were skipped: %v (set %s to the file)", reason, EnvSpecPath)
+		}
+	})
 }
 
 // specPath returns where the specification should be: the override in

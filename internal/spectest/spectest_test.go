@@ -4,21 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// spec loads the specification or skips the test when it is absent.
+// spec loads the specification, or skips (fails when Required) the test
+// when it is absent.
 func spec(tb testing.TB) *Spec {
 	tb.Helper()
-	s, err := Load()
-	if errors.Is(err, ErrNoSpec) {
-		tb.Skipf("skipping: %v", err)
-	}
-	if err != nil {
-		tb.Fatalf("Load: %v", err)
-	}
-	return s
+	return Need(tb)
 }
 
 const chatResponse = `{
@@ -235,5 +231,73 @@ func TestAllComponentsCompile(t *testing.T) {
 		if _, err := s.schema(name); err != nil {
 			t.Errorf("%v", err)
 		}
+	}
+}
+
+// TestMissingSpec runs helperMissingSpec in a child test binary with the
+// specification pointed at a file that does not exist, with and without
+// EnvRequireSpec, and checks how the tests end.
+func TestMissingSpec(t *testing.T) {
+	if os.Getenv("SPECTEST_HELPER") != "" {
+		t.Skip("in the child process")
+	}
+	missing := filepath.Join(t.TempDir(), "openapi.json")
+	tests := []struct {
+		name    string
+		helper  string
+		require string
+		fail    bool
+		want    []string
+		notWant []string
+	}{
+		{"Check skips at the end", "Check", "", false,
+			[]string{"--- SKIP: TestHelperMissingSpec", "the rest of the test ran", "the OpenAPI conformance checks were skipped", missing}, nil},
+		{"Check fails when required", "Check", "1", true,
+			[]string{"--- FAIL: TestHelperMissingSpec", "SWITCHYARD_REQUIRE_SPEC is set", missing}, []string{"the rest of the test ran"}},
+		{"Check fails when required (true)", "Check", "TRUE", true,
+			[]string{"--- FAIL: TestHelperMissingSpec", "SWITCHYARD_REQUIRE_SPEC is set"}, nil},
+		{"Check still fails a failing test", "CheckThenFail", "", true,
+			[]string{"--- FAIL: TestHelperMissingSpec", "the test failed on its own"}, []string{"conformance checks were skipped"}},
+		{"Need skips", "Need", "0", false,
+			[]string{"--- SKIP: TestHelperMissingSpec", "skipping: " + ErrNoSpec.Error()}, []string{"the rest of the test ran"}},
+		{"Need fails when required", "Need", "yes", true,
+			[]string{"--- FAIL: TestHelperMissingSpec", "SWITCHYARD_REQUIRE_SPEC is set"}, []string{"the rest of the test ran"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperMissingSpec$", "-test.v")
+			cmd.Env = append(os.Environ(), "SPECTEST_HELPER="+tc.helper, EnvSpecPath+"="+missing, EnvRequireSpec+"="+tc.require)
+			out, err := cmd.CombinedOutput()
+			if failed := err != nil; failed != tc.fail {
+				t.Errorf("child failed = %v (%v), want %v", failed, err, tc.fail)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("child output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(string(out), w) {
+					t.Errorf("child output has %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// TestHelperMissingSpec is run by TestMissingSpec in a child process; on
+// its own it does nothing.
+func TestHelperMissingSpec(t *testing.T) {
+	switch os.Getenv("SPECTEST_HELPER") {
+	case "Check":
+		Check(t, "ErrorResponse", []byte(`{}`))
+		Check(t, "ErrorResponse", []byte(`{}`)) // one skip, however many checks
+		t.Log("the rest of the test ran")
+	case "CheckThenFail":
+		Check(t, "ErrorResponse", []byte(`{}`))
+		t.Error("the test failed on its own")
+	case "Need":
+		Need(t)
+		t.Log("the rest of the test ran")
 	}
 }

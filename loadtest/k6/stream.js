@@ -1,5 +1,6 @@
-// stream.js: streamed chat completions. Checks the SSE format (every event
-// is a "data:" line holding a chat.completion.chunk, a usage chunk when
+// stream.js: streamed chat completions. Checks the SSE format (every line
+// is an SSE field, data, event, id or retry, or a comment; every event's
+// data holds a chat.completion.chunk, a usage chunk when
 // stream_options.include_usage is set, and a final "data: [DONE]") and
 // records time to first chunk as the Trend "ttft".
 //
@@ -50,18 +51,25 @@ function headers() {
   return h;
 }
 
-// parseSSE splits an SSE body into the data of its events. It returns null
-// if a non-empty line is neither a data line nor a comment.
-function parseSSE(text) {
+// parseSSE splits an SSE body into the data of its events, as the SSE
+// format defines them: lines are "field: value" (or "field" alone), blank
+// lines end events, lines starting with ":" are comments. data lines make
+// up the event's data; event, id and retry lines are valid and carry no
+// data. It returns null if a line names another field (the body is not
+// SSE). It is exported for the tests.
+export function parseSSE(text) {
   const events = [];
-  const blocks = text.replace(/\r\n/g, '\n').split('\n\n');
+  const blocks = text.replace(/\r\n?/g, '\n').split('\n\n');
   for (const block of blocks) {
     if (block.trim() === '') continue;
     const data = [];
     for (const line of block.split('\n')) {
       if (line === '' || line.startsWith(':')) continue;
-      if (!line.startsWith('data:')) return null;
-      data.push(line.slice(5).replace(/^ /, ''));
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'data') data.push(value);
+      else if (field !== 'event' && field !== 'id' && field !== 'retry') return null;
     }
     if (data.length > 0) events.push(data.join('\n'));
   }
@@ -99,7 +107,7 @@ export default function () {
   check(res, {
     'status is 200': (r) => r.status === 200,
     'content-type is text/event-stream': (r) => (r.headers['Content-Type'] || '').startsWith('text/event-stream'),
-    'every line is an SSE data line': () => events !== null && events.length > 0,
+    'every line is an SSE field line': () => events !== null && events.length > 0,
     'ends with data: [DONE]': () => events !== null && events.length > 0 && events[events.length - 1] === '[DONE]',
     'every chunk is JSON': () => jsonOK,
     'chunks are chat.completion.chunk with id and model': () =>
