@@ -3,16 +3,17 @@ package gateway
 import (
 	"bufio"
 	"context"
-	"io"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"switchyard/backends"
 	"switchyard/internal/jsonscan"
-	"switchyard/internal/sse"
 	"switchyard/router"
 )
 
@@ -49,10 +50,14 @@ type Header struct{ Key, Value string }
 // a slice borrowed from it, after that. All byte slices here are owned by
 // the exchange (copied out of the fasthttp RequestCtx), so an exchange
 // outlives its handler while a stream is relayed.
+//
+// The response is a value on the exchange: a status and a buffered body, or
+// an EventSource that the relay reads for a streaming client. The chain's
+// last handler dispatches to a model pool and leaves its answer there; it
+// may be called more than once (an agent's tool loop): each call releases
+// what the previous response held and adds its usage to the total.
 type Exchange struct {
-	// ctx is made on first use by Context; cancel ends it with the exchange.
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx *exchangeContext
 
 	Op        Op
 	Start     time.Time
@@ -77,44 +82,46 @@ type Exchange struct {
 	ResponseHeaders       []Header
 	ResponseRemoveHeaders []string
 
-	// Response, once known: status, content type and body for a buffered
-	// response; or a stream being relayed.
+	// The response, once known: status, content type and body for a
+	// buffered response; Streaming with an event source for a stream.
 	Status      int
 	ContentType []byte
 	RespBody    []byte
-	RetryAfter  []byte
 	Backend     string // name of the backend that answered
 	Streaming   bool
 
-	// Usage as reported by the upstream.
-	PromptTokens, CompletionTokens int64
+	// Usage of the latest model call, as its upstream reported it (for a
+	// stream: known once the stream has been read).
+	Usage Usage
+	// Calls counts the model calls dispatched so far.
+	Calls int
 
-	// Scratch is a buffer a stage may use for the duration of one call
-	// (for example to return a rewritten stream event).
-	Scratch []byte
-
-	gen       *Generation
-	srv       *Server
-	upBody    []byte
-	events    *sse.Reader              // kept across pooling: its buffer is reused
-	reqHeader *fasthttp.RequestHeader  // valid only while the handler runs
-	resHeader *fasthttp.ResponseHeader // the client's response headers, likewise
-	observers []StreamObserver
-	upReq     *fasthttp.Request
-	upResp    *fasthttp.Response
-	stream    *backends.Stream
-	src       io.Reader // what the relay reads: stream, or its decoder
-	call      backends.Call
-	client    net.Conn // the client's connection, while the disconnect watcher holds the exchange
-	upStart   time.Time
-	upDur     time.Duration // time spent waiting on upstreams
-	target    *router.Target
-	slot      *router.Upstream // concurrency slot held by a relayed stream
-	rreq      router.Request
-	meta      jsonscan.MetadataView
-	tmp       []byte
-	writeFn   func(w *bufio.Writer)
-	tries     int
+	gen        *Generation
+	srv        *Server
+	source     EventSource // the streamed response, while one is open
+	up         upstreamSource
+	relay      relay
+	doneUsage  Usage // usage of the calls before the latest
+	defers     []func(*Exchange)
+	upBody     []byte
+	reqHeader  *fasthttp.RequestHeader  // valid only while the handler runs
+	resHeader  *fasthttp.ResponseHeader // the client's response headers, likewise
+	header     headerList               // the request headers of a Server.Do request
+	observers  []StreamObserver
+	upReq      *fasthttp.Request
+	upResp     *fasthttp.Response
+	call       backends.Call
+	client     net.Conn // the client's connection, while the disconnect watcher holds the exchange
+	watchShard uint32
+	watched    bool
+	upStart    time.Time
+	upDur      time.Duration // time spent waiting on upstreams
+	target     *router.Target
+	rreq       router.Request
+	meta       jsonscan.MetadataView
+	tmp        []byte
+	writeFn    func(w *bufio.Writer)
+	tries      int
 
 	// hideUsage: the gateway asked the upstream for stream usage the client
 	// did not ask for, and drops the usage chunk; usageBody is the body
@@ -132,12 +139,15 @@ type Exchange struct {
 
 var exchangePool sync.Pool
 
+var watchSeq atomic.Uint32
+
 func acquireExchange() *Exchange {
 	if v := exchangePool.Get(); v != nil {
 		return v.(*Exchange)
 	}
-	x := &Exchange{}
+	x := &Exchange{watchShard: watchSeq.Add(1) % watchShards}
 	x.writeFn = x.writeStream
+	x.ctx = &exchangeContext{x: x}
 	return x
 }
 
@@ -146,17 +156,28 @@ func acquireExchange() *Exchange {
 const maxPooledBuf = 256 << 10
 
 func releaseExchange(x *Exchange) {
-	if x.cancel != nil {
-		x.cancel()
-	}
-	x.closeStream()
+	x.ctx.cancel(context.Canceled)
+	x.endRelay(context.Canceled)
+	x.closeSource()
 	if x.upReq != nil {
 		fasthttp.ReleaseRequest(x.upReq)
 	}
 	if x.upResp != nil {
 		fasthttp.ReleaseResponse(x.upResp)
 	}
+	ctx := x.ctx
+	if ctx.reusable() {
+		ctx.reset()
+	} else {
+		ctx = &exchangeContext{x: x} // someone may still hold the old one
+	}
+	r := x.relay
+	for i := range r.obsBuf {
+		r.obsBuf[i] = trimBuf(r.obsBuf[i])
+	}
+	clear(x.defers)
 	*x = Exchange{
+		ctx:                   ctx,
 		Body:                  trimBuf(x.Body),
 		RequestID:             trimBuf(x.RequestID),
 		RequestModel:          trimBuf(x.RequestModel),
@@ -166,19 +187,17 @@ func releaseExchange(x *Exchange) {
 		ResponseRemoveHeaders: x.ResponseRemoveHeaders[:0],
 		ContentType:           trimBuf(x.ContentType),
 		RespBody:              trimBuf(x.RespBody),
-		RetryAfter:            trimBuf(x.RetryAfter),
-		Scratch:               trimBuf(x.Scratch),
 		observers:             x.observers[:0],
+		defers:                x.defers[:0],
 		tmp:                   trimBuf(x.tmp),
 		upBody:                trimBuf(x.upBody),
 		usageBody:             trimBuf(x.usageBody),
 		upModel:               trimBuf(x.upModel),
 		rateLimitKeys:         x.rateLimitKeys[:0],
-		events:                x.events,
+		up:                    upstreamSource{events: x.up.events},
+		relay:                 relay{out: trimBuf(r.out), obsBuf: r.obsBuf[:0], split: trimBuf(r.split)},
 		writeFn:               x.writeFn,
-	}
-	if x.events != nil {
-		x.events.Reset(nil)
+		watchShard:            x.watchShard,
 	}
 	exchangePool.Put(x)
 }
@@ -191,21 +210,43 @@ func trimBuf(b []byte) []byte {
 }
 
 // Context returns the exchange's context, for the calls a stage makes on its
-// behalf (a policy evaluation, a limiter wait, a lookup). It is cancelled
-// when the exchange ends. It is made on first use, so exchanges that need
-// none pay nothing for it.
-func (x *Exchange) Context() context.Context {
-	if x.ctx == nil {
-		x.ctx, x.cancel = context.WithCancel(context.Background())
+// behalf and for the waits it does (a policy evaluation, a limiter or batch
+// queue, a review hold). It is made when the request is accepted, bounded by
+// the route's timeout, and cancelled when the client disconnects (cause
+// ErrClientGone, noticed within about 100 ms) or the exchange ends. Upstream
+// calls are cancelled with it.
+func (x *Exchange) Context() context.Context { return x.ctx }
+
+// Defer registers fn to run when the exchange ends: after the last byte of a
+// streamed response, or once a buffered one is written, in every ending
+// (clean, upstream failure, client gone, panic), exactly once. Deferred
+// functions run last-registered first. fn gets the exchange, which it must
+// not keep.
+func (x *Exchange) Defer(fn func(*Exchange)) { x.defers = append(x.defers, fn) }
+
+// runDefers runs the deferred functions, each once, a panic in one logged.
+func (x *Exchange) runDefers() {
+	for len(x.defers) > 0 {
+		fn := x.defers[len(x.defers)-1]
+		x.defers = x.defers[:len(x.defers)-1]
+		x.safeDefer(fn)
 	}
-	return x.ctx
+}
+
+func (x *Exchange) safeDefer(fn func(*Exchange)) {
+	defer func() {
+		if p := recover(); p != nil && x.srv != nil {
+			x.srv.log.Error("panic in a function deferred to the end of an exchange", "request_id", string(x.RequestID), "panic", fmt.Sprint(p))
+		}
+	}()
+	fn(x)
 }
 
 // Header returns a request header of the client's request. It is valid only
-// while the chain runs (not in stream observers).
+// while the chain runs (not in stream observers or deferred functions).
 func (x *Exchange) Header(key string) []byte {
 	if x.reqHeader == nil {
-		return nil
+		return x.header.Peek(key)
 	}
 	return x.reqHeader.Peek(key)
 }
@@ -233,14 +274,59 @@ func (x *Exchange) rescan() error {
 }
 
 // ObserveStream registers o to see each event of the response stream.
+// Observers run in the order registered, each seeing what the one before it
+// emitted.
 func (x *Exchange) ObserveStream(o StreamObserver) { x.observers = append(x.observers, o) }
 
-// Respond short-circuits the exchange with a buffered response.
+// Respond short-circuits the exchange with a buffered response, releasing a
+// response that was there before (a streamed one included).
 func (x *Exchange) Respond(status int, contentType string, body []byte) {
+	x.endResponse()
 	x.Status = status
 	x.ContentType = append(x.ContentType[:0], contentType...)
 	x.RespBody = append(x.RespBody[:0], body...)
-	x.Streaming = false
+}
+
+// RespondStream answers the exchange with a stream: a replay of a stored
+// answer (Replay), text a stage produces (NewSynth), or any EventSource. It
+// is sent with the stream headers, never compressed, and counted as a
+// stream; the exchange closes src when the stream ends. A response that was
+// there before is released.
+func (x *Exchange) RespondStream(src EventSource) {
+	x.endResponse()
+	x.Status = fasthttp.StatusOK
+	x.ContentType = append(x.ContentType[:0], "text/event-stream"...)
+	x.source, x.Streaming = src, true
+}
+
+// Source returns the streamed response's event source, or nil. A stage may
+// read it to its end inside Handle (an agent reading a step) instead of
+// letting it flow to the client; the usage it carries is then in x.Usage.
+// Reading it bypasses the stream observers.
+func (x *Exchange) Source() EventSource { return x.source }
+
+// TotalUsage is the usage over every model call of the exchange so far.
+func (x *Exchange) TotalUsage() Usage { return x.doneUsage.Add(x.Usage) }
+
+// endResponse releases the current response (its stream, its concurrency
+// slot, its upstream connection) and banks its usage, so that the exchange
+// can take another one.
+func (x *Exchange) endResponse() {
+	x.closeSource()
+	x.doneUsage = x.doneUsage.Add(x.Usage)
+	x.Usage = Usage{}
+	x.Status, x.Streaming, x.Backend = 0, false, ""
+	x.ContentType, x.RespBody = x.ContentType[:0], x.RespBody[:0]
+	x.relay = relay{out: x.relay.out, obsBuf: x.relay.obsBuf, split: x.relay.split}
+}
+
+// closeSource closes the streamed response, if one is open.
+func (x *Exchange) closeSource() {
+	if x.source != nil {
+		src := x.source
+		x.source = nil
+		_ = src.Close()
+	}
 }
 
 // NewExchange builds a standalone exchange over a copy of body, for testing
@@ -248,9 +334,24 @@ func (x *Exchange) Respond(status int, contentType string, body []byte) {
 func NewExchange(op Op, body []byte) (*Exchange, error) {
 	x := &Exchange{Op: op, Start: time.Now()}
 	x.writeFn = x.writeStream
+	x.ctx = &exchangeContext{x: x}
 	x.Body = append([]byte(nil), body...)
 	if err := jsonscan.Scan(x.Body, &x.Fields); err != nil {
 		return nil, err
 	}
 	return x, nil
+}
+
+// headerList is a small set of request headers (for Server.Do requests),
+// looked up by canonical name.
+type headerList []Header
+
+// Peek returns the value of the header named key (case-insensitive).
+func (h headerList) Peek(key string) []byte {
+	for _, kv := range h {
+		if strings.EqualFold(kv.Key, key) {
+			return []byte(kv.Value)
+		}
+	}
+	return nil
 }

@@ -31,15 +31,16 @@ type Generation struct {
 	ID     uint64
 	Built  time.Time
 
-	chains   []Handler          // by route index
-	clients  []*backends.Client // by upstream index
-	keys     map[[32]byte]*Principal
-	sims     []*sim.Server
-	health   *backends.HealthChecker
-	closers  []Closer
-	models   []byte // GET /v1/models body
-	poolName []string
-	poolKey  [][]byte // poolName as bytes, for matching without converting
+	chains       []Handler          // by route index
+	routeTimeout []time.Duration    // by route index; 0 = none
+	clients      []*backends.Client // by upstream index
+	keys         map[[32]byte]*Principal
+	sims         []*sim.Server
+	health       *backends.HealthChecker
+	closers      []Closer
+	models       []byte // GET /v1/models body
+	poolName     []string
+	poolKey      [][]byte // poolName as bytes, for matching without converting
 
 	inflight atomic.Int64
 	retired  atomic.Bool
@@ -177,6 +178,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 			}
 		}
 		g.chains = append(g.chains, compileChain(stages, terminal))
+		g.routeTimeout = append(g.routeTimeout, r.Timeout.D())
 	}
 	if len(stageErrs) > 0 {
 		return nil, errors.Join(stageErrs...)

@@ -459,11 +459,12 @@ func (m *Metrics) request(x *Exchange) {
 	} else {
 		m.overhead(x, total)
 	}
-	if x.PromptTokens > 0 {
-		m.tokens(ps, bi, 0, model, backend, "prompt", x.PromptTokens)
+	u := x.TotalUsage()
+	if u.PromptTokens > 0 {
+		m.tokens(ps, bi, 0, model, backend, "prompt", u.PromptTokens)
 	}
-	if x.CompletionTokens > 0 {
-		m.tokens(ps, bi, 1, model, backend, "completion", x.CompletionTokens)
+	if u.CompletionTokens > 0 {
+		m.tokens(ps, bi, 1, model, backend, "completion", u.CompletionTokens)
 	}
 }
 

@@ -40,7 +40,7 @@ func metricsExchange(g *Generation) *Exchange {
 	return &Exchange{
 		gen: g, Op: OpChat, Start: time.Now(), Route: g.Router.Routes()[1], Pool: pool,
 		Status: 200, Backend: t.Upstream.Name, target: t, tries: 1, upDur: time.Millisecond,
-		PromptTokens: 12, CompletionTokens: 34,
+		Usage: Usage{PromptTokens: 12, CompletionTokens: 34},
 	}
 }
 

@@ -1,13 +1,12 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -34,10 +33,12 @@ type proxy struct {
 // maxStreamEvent bounds one SSE event from an upstream.
 const maxStreamEvent = 4 << 20
 
+// Handle dispatches the exchange to its pool. It may be called more than
+// once per exchange: each call first releases the response of the one
+// before (its stream, slot and connection) and banks its usage.
 func (p *proxy) Handle(x *Exchange) error {
-	if x.Status != 0 {
-		return nil // a stage already answered
-	}
+	x.endResponse()
+	x.Calls++
 	// Every stream asks its upstream for usage (token metrics and, later,
 	// limits need it); a client that did not ask does not get the usage
 	// chunk.
@@ -66,11 +67,9 @@ func (p *proxy) Handle(x *Exchange) error {
 				break
 			}
 			// Pick holds a concurrency slot on t's upstream for this
-			// attempt; a stream keeps it until its last event.
+			// attempt; a stream's source keeps it until it is closed.
 			err := p.attempt(x, t)
-			if err == nil && x.Streaming {
-				x.slot = t.Upstream
-			} else {
+			if err != nil || !x.Streaming {
 				t.Upstream.Release()
 			}
 			if err == nil {
@@ -156,14 +155,16 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	x.tries++
 	start := time.Now()
 	x.call.Reset()
-	x.watch(true)
+	if x.ctx.Err() != nil {
+		x.call.Cancel() // the client left, or the route's timeout passed, meanwhile
+	}
 	var err error
+	var stream *backends.Stream
 	if x.Fields.Stream {
-		x.stream, err = c.DoStream(&x.call, req, resp)
+		stream, err = c.DoStream(&x.call, req, resp)
 	} else {
 		err = c.Do(&x.call, req, resp)
 	}
-	x.watch(false)
 	x.upDur += time.Since(start)
 	x.upStart = start
 	if err != nil {
@@ -176,7 +177,9 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 		if sc == fasthttp.StatusTooManyRequests {
 			forwardRateLimitHeaders(x, &resp.Header) // the client may pace itself by them
 		}
-		x.closeStream()
+		if stream != nil {
+			stream.Close()
+		}
 		p.metrics.upstreamResult(x, sc)
 		return &attemptError{e: e, retry: true, unhealthy: sc != fasthttp.StatusTooManyRequests}
 	}
@@ -185,20 +188,20 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	x.ContentType = append(x.ContentType[:0], resp.Header.ContentType()...)
 	forwardRateLimitHeaders(x, &resp.Header)
 	if x.Fields.Stream {
-		src, derr := decodedStream(x.stream, resp.Header.ContentEncoding())
+		src, derr := decodedStream(stream, resp.Header.ContentEncoding())
 		if derr != nil {
-			x.closeStream()
+			stream.Close()
 			return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream,
 				Message: "backend " + c.Name() + " sent a stream in an unsupported content-encoding", Err: derr}, retry: true, unhealthy: true}
 		}
-		x.src = src
 		if sc == fasthttp.StatusOK {
-			x.Streaming = true
+			x.up.open(stream, src, t.Upstream)
+			x.source, x.Streaming = &x.up, true
 			return nil
 		}
 		// An error answer to a stream request: read it whole (bounded).
-		b, rerr := readAllLimited(x.src, 1<<20)
-		x.closeStream()
+		b, rerr := readAllLimited(src, 1<<20)
+		stream.Close()
 		if rerr != nil {
 			return &attemptError{e: &Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream, Message: "reading the error answer of backend " + c.Name(), Err: rerr}, retry: true, unhealthy: true}
 		}
@@ -218,7 +221,7 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	}
 	x.RespBody = append(x.RespBody[:0], body...)
 	if pt, ct, ok := sse.ScanUsage(x.RespBody); ok {
-		x.PromptTokens, x.CompletionTokens = pt, ct
+		x.Usage = Usage{pt, ct}
 	}
 	return nil
 }
@@ -277,6 +280,8 @@ func decodedStream(r io.Reader, ce []byte) (io.Reader, error) {
 func (p *proxy) transportError(x *Exchange, c *backends.Client, err error) *attemptError {
 	p.metrics.upstreamResult(x, 0)
 	switch {
+	case errors.Is(err, backends.ErrCanceled) && x.ctx.Err() == context.DeadlineExceeded:
+		return &attemptError{e: &Error{Status: fasthttp.StatusGatewayTimeout, Code: CodeUpstreamTimeout, Message: "the route's timeout passed while backend " + c.Name() + " was answering", Err: err}}
 	case errors.Is(err, backends.ErrCanceled):
 		// The client is gone: no retry, no fallback; 499 is for the logs and metrics.
 		x.Backend = c.Name()
@@ -385,164 +390,4 @@ func (p *proxy) copyHeaders(x *Exchange, req *fasthttp.Request) {
 
 func readAllLimited(r io.Reader, limit int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r, limit))
-}
-
-// closeStream ends the upstream stream of the exchange, if one is open.
-func (x *Exchange) closeStream() {
-	if x.stream != nil {
-		x.stream.Close()
-		x.stream = nil
-	}
-	x.src = nil
-}
-
-// writeStream relays the upstream stream to the client, event by event,
-// flushing whenever no further event has already arrived. It runs after the
-// handler returned (fasthttp's stream writer) and owns the exchange until it
-// returns: it releases it. The client's socket stays watched while the
-// relay waits on the upstream, so a client that leaves before the first
-// token, or in a long gap between events, cancels the generation too.
-func (x *Exchange) writeStream(w *bufio.Writer) {
-	srv := x.srv
-	m := srv.metrics
-	defer srv.finish(x)
-	defer func() {
-		// A panic in a stream observer ends this stream, not the process.
-		if p := recover(); p != nil {
-			x.watch(false)
-			srv.log.Error("panic while relaying a stream", "request_id", string(x.RequestID), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			x.Scratch = sse.AppendErrorEvent(x.Scratch[:0], "internal error", "api_error", string(CodeInternal))
-			_, _ = w.Write(x.Scratch)
-			_ = w.Flush()
-			x.closeStream()
-		}
-	}()
-	if x.events == nil {
-		x.events = sse.NewReader(x.src, maxStreamEvent)
-	} else {
-		x.events.Reset(x.src)
-	}
-	r := x.events
-	ttftH, itlH := m.streamHistograms(x)
-	first, sawDone := true, false
-	var last time.Time
-	x.watch(true)
-	for {
-		data, raw, err := r.Next()
-		if err != nil {
-			x.watch(false)
-			switch {
-			case x.call.Canceled() || errors.Is(err, backends.ErrCanceled):
-				x.Status = StatusClientClosed // the watcher found the client gone
-				m.clientGone(x)
-			case err != io.EOF || (!sawDone && x.Op != OpEmbeddings):
-				// The upstream died mid-stream, or closed before [DONE]
-				// (a chat or completions stream always ends with it):
-				// tell the client, since a bare close looks like success.
-				x.abnormalEnd(w, err)
-			}
-			break
-		}
-		now := time.Now()
-		x.stream.Extend(now)
-		if first {
-			ttftH.Update(now.Sub(x.Start).Seconds())
-			first = false
-		} else if len(data) > 0 {
-			itlH.Update(now.Sub(last).Seconds())
-		}
-		last = now
-		out := raw
-		if pt, ct, ok := sse.ScanUsage(data); ok {
-			x.PromptTokens, x.CompletionTokens = pt, ct
-			if x.hideUsage && usageOnly(data) {
-				out = nil // asked for by the gateway, not by the client
-			}
-		}
-		if sse.IsDone(data) {
-			sawDone = true
-		} else if out != nil && len(x.observers) > 0 && len(data) > 0 {
-			d := data
-			for _, o := range x.observers {
-				d, err = o.OnEvent(x, d)
-				if err != nil || d == nil {
-					break
-				}
-			}
-			if err != nil {
-				x.watch(false)
-				e := asError(err)
-				x.tmp = sse.AppendErrorEvent(x.tmp[:0], e.Message, errorType(e.Code), string(e.Code))
-				_, _ = w.Write(x.tmp)
-				_ = w.Flush()
-				break
-			}
-			out = nil
-			if d != nil {
-				x.tmp = sse.AppendEvent(x.tmp[:0], d)
-				out = x.tmp
-			}
-		}
-		if out != nil {
-			if _, err := w.Write(out); err != nil {
-				x.clientLeft()
-				break
-			}
-		}
-		// Flush unless the next event is already here: events that arrived
-		// together leave together, and none waits for the upstream.
-		if r.Buffered() {
-			continue
-		}
-		if err := w.Flush(); err != nil {
-			x.clientLeft()
-			break
-		}
-	}
-	x.watch(false)
-	// Closing before the end drops the upstream connection: that is what
-	// cancels the generation (and its cost) when the client went away.
-	x.closeStream()
-}
-
-// clientLeft records a client that went away mid-stream.
-func (x *Exchange) clientLeft() {
-	x.watch(false)
-	x.Status = StatusClientClosed
-	x.srv.metrics.clientGone(x)
-}
-
-// abnormalEnd sends the client an error event for an upstream stream that
-// failed or ended early. The client learns the backend and the kind of
-// failure; the details go to the log.
-func (x *Exchange) abnormalEnd(w *bufio.Writer, err error) {
-	reason := "the connection was lost"
-	switch {
-	case err == io.EOF:
-		reason = "it closed before [DONE]"
-	case errors.Is(err, backends.ErrIdleTimeout):
-		reason = "its idle timeout passed"
-	case errors.Is(err, backends.ErrTotalTimeout):
-		reason = "its total timeout passed"
-	case errors.Is(err, sse.ErrEventTooLarge):
-		reason = "an event was too large"
-	}
-	x.srv.log.Warn("upstream stream ended abnormally", "request_id", string(x.RequestID), "backend", x.Backend, "error", err.Error())
-	msg := "the stream from backend " + x.Backend + " ended abnormally: " + reason
-	x.Scratch = sse.AppendErrorEvent(x.Scratch[:0], msg, "api_error", string(CodeUpstream))
-	_, _ = w.Write(x.Scratch)
-	_ = w.Flush()
-	x.srv.metrics.streamError(x)
-}
-
-// usageOnly reports whether a stream chunk is the usage chunk alone, with
-// "choices": [] (as include_usage sends it), rather than a content chunk
-// that also carries usage.
-func usageOnly(data []byte) bool {
-	c, ok := jsonscan.Lookup(data, "choices")
-	if !ok {
-		return true
-	}
-	c = bytes.TrimSpace(c)
-	return len(c) >= 2 && c[0] == '[' && len(bytes.TrimSpace(c[1:len(c)-1])) == 0
 }

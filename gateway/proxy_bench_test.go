@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -28,7 +29,7 @@ func fixedUpstream(tb testing.TB) string {
 	events := []byte("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":null}]}\n\n" +
 		"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		if len(ctx.PostBody()) > 0 && ctx.PostBody()[len(ctx.PostBody())-2] == 'e' { // ..."stream":true}
+		if bytes.Contains(ctx.PostBody(), []byte(`"stream":true`)) {
 			ctx.SetContentType("text/event-stream")
 			ctx.SetBody(events)
 			return

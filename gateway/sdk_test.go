@@ -32,17 +32,17 @@ func (s *renameStage) Handle(x *gateway.Exchange, next gateway.Handler) error {
 	return next.Handle(x)
 }
 
-func (s *renameStage) OnEvent(x *gateway.Exchange, data []byte) ([]byte, error) {
+func (s *renameStage) OnEvent(x *gateway.Exchange, dst, data []byte) ([]byte, error) {
 	i := bytes.Index(data, []byte(`"model":"`))
 	if i < 0 {
-		return data, nil
+		return gateway.AppendEvent(dst, data), nil
 	}
 	j := bytes.IndexByte(data[i+9:], '"')
-	x.Scratch = append(x.Scratch[:0], data[:i+9]...)
-	x.Scratch = append(x.Scratch, s.To...)
-	x.Scratch = append(x.Scratch, data[i+9+j:]...)
-	return x.Scratch, nil
+	ev := append(append(append([]byte(nil), data[:i+9]...), s.To...), data[i+9+j:]...)
+	return gateway.AppendEvent(dst, ev), nil
 }
+
+func (s *renameStage) OnEnd(_ *gateway.Exchange, dst []byte, _ error) []byte { return dst }
 
 type countStage struct{}
 
@@ -51,10 +51,14 @@ func (countStage) Handle(x *gateway.Exchange, next gateway.Handler) error {
 	return next.Handle(x)
 }
 
-func (countStage) OnEvent(_ *gateway.Exchange, data []byte) ([]byte, error) {
-	countedEvents.Add(1)
-	return data, nil
+func (countStage) OnEvent(_ *gateway.Exchange, dst, data []byte) ([]byte, error) {
+	if string(data) != "[DONE]" {
+		countedEvents.Add(1)
+	}
+	return gateway.AppendEvent(dst, data), nil
 }
+
+func (countStage) OnEnd(_ *gateway.Exchange, dst []byte, _ error) []byte { return dst }
 
 // panicStage panics in Handle, or in OnEvent when InStream is set.
 type panicStage struct {
@@ -69,9 +73,11 @@ func (s *panicStage) Handle(x *gateway.Exchange, next gateway.Handler) error {
 	return next.Handle(x)
 }
 
-func (s *panicStage) OnEvent(*gateway.Exchange, []byte) ([]byte, error) {
+func (s *panicStage) OnEvent(*gateway.Exchange, []byte, []byte) ([]byte, error) {
 	panic("test observer panics")
 }
+
+func (s *panicStage) OnEnd(_ *gateway.Exchange, dst []byte, _ error) []byte { return dst }
 
 func registerTestStages(reg *gateway.Registry) {
 	reg.Register(gateway.Factory{Kind: "test_panic", New: func() gateway.Stage { return &panicStage{} }})

@@ -105,7 +105,7 @@ func New(o Options) (*Server, error) {
 	s.admin = &fasthttp.Server{Handler: s.adminHandler, Name: "switchyard-admin", NoDefaultServerHeader: true,
 		ReadTimeout: 10 * time.Second, CloseOnShutdown: true, SecureErrorLogMessage: true,
 		ErrorHandler: s.fasthttpError, Logger: fasthttpLogger{s.log}}
-	s.watcher.xs = map[*Exchange]struct{}{}
+	s.watcher.init()
 	s.wg.Add(1)
 	go s.runWatcher()
 	if cfg.Server.WatchInterval.D() > 0 {
@@ -249,6 +249,7 @@ func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
 	x.reqHeader, x.resHeader = &ctx.Request.Header, &ctx.Response.Header
 	if c := ctx.Conn(); watchable(c) {
 		x.client = c
+		x.watch(true) // until finish: a client that leaves cancels the exchange's context
 	}
 	s.setRequestID(ctx, x)
 
@@ -277,9 +278,8 @@ func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
 func (s *Server) runChain(gen *Generation, x *Exchange) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			x.watch(false)
-			x.closeStream()
-			x.Streaming = false
+			x.endRelay(errObserverPanic)
+			x.endResponse()
 			s.log.Error("panic in a request's chain", "request_id", string(x.RequestID), "route", routeName(x.Route),
 				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			err = &Error{Status: fasthttp.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
@@ -327,6 +327,7 @@ func (s *Server) prepare(ctx *fasthttp.RequestCtx, x *Exchange, gen *Generation)
 	if x.Route == nil {
 		return errNoModel(x.RequestModel)
 	}
+	x.ctx.setDeadline(gen.routeTimeout[x.Route.Index])
 	x.Pool = gen.pool(x.Route, x.RequestModel)
 	// The key's allow-list applies to the pool that serves, whatever name
 	// the client used to reach it (a header route may send it elsewhere);
@@ -408,7 +409,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, x *Exchange) {
 	for _, hd := range x.ResponseHeaders {
 		h.Set(hd.Key, hd.Value)
 	}
-	if x.Streaming {
+	if x.Streaming && x.source != nil {
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		h.SetContentType("text/event-stream")
 		h.Set("Cache-Control", "no-cache")
@@ -442,16 +443,19 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, x *Exchange, err error) {
 	writeError(ctx, e)
 }
 
-// finish records the exchange's outcome and releases it.
+// finish ends the exchange: it stops watching the client, ends a stream
+// nobody read (its observers told), runs the deferred functions, records
+// the outcome and releases the exchange.
 func (s *Server) finish(x *Exchange) {
-	if x.slot != nil {
-		x.slot.Release()
-	}
+	x.watch(false)
+	x.endRelay(context.Canceled)
+	x.runDefers()
 	s.metrics.request(x)
 	if x.gen.Config.Log.Requests {
+		u := x.TotalUsage()
 		s.log.Info("request", "request_id", string(x.RequestID), "op", x.Op.String(), "model", string(x.RequestModel),
 			"route", routeName(x.Route), "backend", x.Backend, "status", x.Status, "stream", x.Fields.Stream,
-			"duration_ms", float64(time.Since(x.Start).Microseconds())/1000, "prompt_tokens", x.PromptTokens, "completion_tokens", x.CompletionTokens)
+			"duration_ms", float64(time.Since(x.Start).Microseconds())/1000, "prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens)
 	}
 	gen := x.gen
 	releaseExchange(x)

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"switchyard/gateway/config"
+	"switchyard/internal/sse"
 )
 
 // Handler continues the pipeline for one exchange.
@@ -21,9 +22,12 @@ func (f HandlerFunc) Handle(x *Exchange) error { return f(x) }
 // guard, retrieval, agent, review... A Stage is built once per config
 // generation and shared by all requests, so it must be safe for concurrent
 // use, and it never keeps x, or anything borrowed from it, after Handle
-// returns. It calls next.Handle(x) to continue; to short-circuit (a cache
-// hit, a denial) it fills x's response with x.Respond and returns nil
-// without calling next. An *Error from downstream is returned unchanged.
+// returns. It calls next.Handle(x) to continue, and may call it again (an
+// agent's tool loop: each call releases the previous response and adds its
+// usage). To short-circuit (a cache hit, a denial) it sets x's response
+// with x.Respond, or x.RespondStream for a streaming client, and returns
+// nil without calling next. An *Error from downstream is returned
+// unchanged.
 type Stage interface {
 	Handle(x *Exchange, next Handler) error
 }
@@ -41,15 +45,32 @@ type Validator interface{ Validate() error }
 // stage's generation retires, after its last request finished.
 type Closer interface{ Close() error }
 
-// StreamObserver sees each streamed event of an exchange before the client
-// does. A stage registers one with x.ObserveStream during Handle. OnEvent
-// gets the event's data (without the "data: " framing) and returns the data
-// to forward: the same slice to pass it unchanged, another to replace it
-// (the slice must stay valid until the next call: use x.Scratch), or nil to
-// drop the event. An error ends the stream with an error event.
+// StreamObserver sees each event of an exchange's response stream before
+// the client does. A stage registers one with x.ObserveStream during
+// Handle; observers run in the order registered, each seeing what the one
+// before it emitted.
+//
+// OnEvent gets one event's data (without the "data: " framing; the final
+// "[DONE]" included) and appends the events to send in its place to dst,
+// framed as AppendEvent frames them: the event itself to pass it on, a
+// rewritten one, none (to drop it, or to hold it back: a guard's sliding
+// window), or several (held events released together). It returns dst; the
+// buffer is the observer's own for this exchange, reused from call to call.
+// An error ends the stream: the client gets it as an error event and the
+// upstream is cancelled.
+//
+// OnEnd is called exactly once when the stream ends: cause is nil for a
+// clean end, ErrClientGone when the client left (what it appends is then
+// dropped), or what went wrong. It appends what it still holds to dst, for
+// the client, and returns dst.
 type StreamObserver interface {
-	OnEvent(x *Exchange, data []byte) ([]byte, error)
+	OnEvent(x *Exchange, dst, data []byte) ([]byte, error)
+	OnEnd(x *Exchange, dst []byte, cause error) []byte
 }
+
+// AppendEvent appends data framed as one stream event ("data: " + data +
+// "\n\n") to dst, for stream observers.
+func AppendEvent(dst, data []byte) []byte { return sse.AppendEvent(dst, data) }
 
 // Env is what a stage may use while it is provisioned.
 type Env struct {

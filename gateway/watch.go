@@ -9,33 +9,51 @@ import (
 )
 
 // disconnectEvery is how often the watcher looks at the connections of
-// clients whose requests wait on an upstream.
+// clients whose exchanges are in progress.
 const disconnectEvery = 100 * time.Millisecond
 
-// watcher notices clients that close their connection while their request
-// waits on an upstream (a non-streamed completion, or a stream before its
-// first byte) and cancels the upstream call, so the model server stops
-// generating for nobody. Once a stream flows, a failed write tells the same
-// sooner. One goroutine, owned by the Server, scans the waiting exchanges.
+// watchShards spreads the watched exchanges over this many sets, each with
+// its own lock, so that thousands of waiting requests do not queue on one
+// mutex to start or end.
+const watchShards = 16
+
+// watcher notices clients that close their connection while their exchange
+// is in progress (waiting on a stage, on an upstream, or between the events
+// of a stream) and cancels the exchange's context, which cancels its
+// upstream call: the model server stops generating for nobody, and a stage
+// waiting on the context returns. One goroutine, owned by the Server, scans
+// the watched exchanges.
 type watcher struct {
+	shards [watchShards]watchShard
+}
+
+type watchShard struct {
 	mu sync.Mutex
 	xs map[*Exchange]struct{}
 }
 
+func (w *watcher) init() {
+	for i := range w.shards {
+		w.shards[i].xs = map[*Exchange]struct{}{}
+	}
+}
+
 // watch adds x to (on) or removes it from the watched exchanges. Only
-// exchanges on real sockets are watched.
+// exchanges on real sockets are watched. Once watch(false) returned, the
+// watcher no longer looks at x's connection.
 func (x *Exchange) watch(on bool) {
-	if x.client == nil {
+	if x.client == nil || x.watched == on {
 		return
 	}
-	w := &x.srv.watcher
-	w.mu.Lock()
+	x.watched = on
+	sh := &x.srv.watcher.shards[x.watchShard]
+	sh.mu.Lock()
 	if on {
-		w.xs[x] = struct{}{}
+		sh.xs[x] = struct{}{}
 	} else {
-		delete(w.xs, x)
+		delete(sh.xs, x)
 	}
-	w.mu.Unlock()
+	sh.mu.Unlock()
 }
 
 // watchable reports whether c's socket can be peeked at.
@@ -55,16 +73,19 @@ func (s *Server) runWatcher() {
 			return
 		case <-t.C:
 		}
-		w := &s.watcher
-		w.mu.Lock()
-		// The lock is held across the peeks (non-blocking syscalls) so that
-		// an exchange cannot leave, and its connection be reused, meanwhile.
-		for x := range w.xs {
-			if !netutil.Alive(x.client) {
-				x.call.Cancel()
-				delete(w.xs, x)
+		for i := range s.watcher.shards {
+			sh := &s.watcher.shards[i]
+			sh.mu.Lock()
+			// The shard's lock is held across its peeks (non-blocking
+			// syscalls) so that an exchange cannot leave, and its
+			// connection be reused, meanwhile.
+			for x := range sh.xs {
+				if !netutil.Alive(x.client) {
+					delete(sh.xs, x)
+					x.ctx.cancel(ErrClientGone)
+				}
 			}
+			sh.mu.Unlock()
 		}
-		w.mu.Unlock()
 	}
 }

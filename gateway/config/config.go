@@ -283,6 +283,12 @@ type Route struct {
 	// To names the model pool that serves the route. Empty passes the
 	// requested model through to the pool of that name.
 	To string `yaml:"to,omitempty"`
+	// Timeout bounds a whole exchange of the route, from accept to the last
+	// byte of its answer (retries, fallbacks, stage waits and streams
+	// included): past it the upstream call is cancelled, and the client gets
+	// a 504, or an error event mid-stream. Default 0: none (the backends'
+	// own timeouts still apply).
+	Timeout Duration `yaml:"timeout,omitempty"`
 
 	// Line is the route's line in the file (0 when unknown).
 	Line int `yaml:"-"`
