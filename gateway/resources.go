@@ -100,7 +100,9 @@ func (e *Env) Context() context.Context {
 // logger, context or metrics are the first generation's). Include in the
 // key everything newFn reads. newFn's error is returned, not kept.
 func Resource[T any](env *Env, key string, newFn func() (T, error)) (T, error) {
-	if env.Resources == nil { // an Env not made by Build: nothing to share with
+	if env.Resources == nil {
+		// An Env not made by Build (a stage's unit test): nothing to share
+		// with, and nothing closes the value.
 		return newFn()
 	}
 	v, err := respool.Get(env.Resources, key, newFn)
