@@ -17,6 +17,7 @@ import (
 	"switchyard/backends/sim"
 	"switchyard/gateway/config"
 	"switchyard/internal/jsonscan"
+	"switchyard/internal/respool"
 	"switchyard/router"
 )
 
@@ -42,6 +43,8 @@ type Generation struct {
 	poolName     []string
 	poolKey      [][]byte // poolName as bytes, for matching without converting
 
+	shared stageShared // the stages' context, resource lease and metric set
+
 	inflight atomic.Int64
 	retired  atomic.Bool
 	done     chan struct{}
@@ -63,12 +66,17 @@ type BuildOptions struct {
 	// failures, ejections, active health; see router.Router.Inherit), so a
 	// reload neither resets max_concurrency nor puts ejected backends back.
 	Previous *router.Router
+	// Resources is the server's resource pool, which keeps stages' state
+	// (limiters, caches, clients...) across reloads; the generation holds a
+	// lease on it until Close. Nil is a pool shared by the whole process.
+	Resources *respool.Pool
 }
 
 // Build turns a validated config into a generation. Every error names its
 // YAML location. On error nothing is left running.
 func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	g = &Generation{Config: cfg, ID: genIDs.Add(1), Built: time.Now(), done: make(chan struct{})}
+	g.shared = newStageShared(o)
 	partial := g // the error returns below set g to nil
 	defer func() {
 		if err != nil {
@@ -167,7 +175,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	for _, r := range cfg.Routes {
 		var stages []Stage
 		for _, ref := range r.Chain {
-			st, err := o.Registry.build(file, ref, &Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path})
+			st, err := o.Registry.build(file, ref, g.shared.env(Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path}))
 			if err != nil {
 				stageErrs = append(stageErrs, err)
 				continue
@@ -235,10 +243,12 @@ func (g *Generation) retire() {
 // close stops what the generation owns.
 func (g *Generation) Close() {
 	g.health.Close()
+	g.shared.cancelContext()
 	var errs []error
 	for _, c := range g.closers {
 		errs = append(errs, c.Close())
 	}
+	errs = append(errs, g.shared.release()) // after the stages that used them
 	for _, c := range g.clients {
 		c.Close() // idle upstream connections; none is in use any more
 	}

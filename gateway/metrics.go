@@ -689,6 +689,8 @@ func appendHelp(dst, in []byte) []byte {
 			switch f, ok := families[string(name)]; {
 			case ok:
 				dst = append(dst, f.help...)
+			case stageHelpOf(name) != "": // a stage's family (StageMetrics)
+				dst = append(dst, stageHelpOf(name)...)
 			case bytes.HasPrefix(name, []byte("go_")):
 				dst = append(dst, "Go runtime metric "...)
 				dst = append(dst, name...)

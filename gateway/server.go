@@ -25,6 +25,7 @@ import (
 
 	"switchyard/gateway/config"
 	"switchyard/internal/jsonscan"
+	"switchyard/internal/respool"
 	"switchyard/router"
 )
 
@@ -40,13 +41,16 @@ type Options struct {
 // Server is a running gateway. Its configuration lives in the current
 // Generation, swapped atomically on reload.
 type Server struct {
-	opts     Options
-	log      *slog.Logger
-	metrics  *Metrics
-	gen      atomic.Pointer[Generation]
-	srv      *fasthttp.Server
-	admin    *fasthttp.Server
-	reloadMu sync.Mutex
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+	// resources keeps stage state (limiters, caches, clients) across
+	// reloads whose settings did not change; see BuildOptions.Resources.
+	resources *respool.Pool
+	gen       atomic.Pointer[Generation]
+	srv       *fasthttp.Server
+	admin     *fasthttp.Server
+	reloadMu  sync.Mutex
 
 	ctx    context.Context // cancelled by Shutdown; owns the watcher and retirers
 	cancel context.CancelFunc
@@ -71,12 +75,12 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, log: o.Log, metrics: newMetrics()}
+	s := &Server{opts: o, log: o.Log, metrics: newMetrics(), resources: respool.New()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	hex.Encode(s.idPrefix[:], rnd[:])
-	g, err := Build(cfg, BuildOptions{Registry: o.Registry, Log: o.Log, Metrics: s.metrics, StartSims: true})
+	g, err := Build(cfg, BuildOptions{Registry: o.Registry, Log: o.Log, Metrics: s.metrics, StartSims: true, Resources: s.resources})
 	if err != nil {
 		s.cancel()
 		return nil, err

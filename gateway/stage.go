@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sort"
 
 	"switchyard/gateway/config"
 	"switchyard/internal/sse"
+	"switchyard/internal/respool"
 )
 
 // Handler continues the pipeline for one exchange.
@@ -73,10 +75,20 @@ type StreamObserver interface {
 func AppendEvent(dst, data []byte) []byte { return sse.AppendEvent(dst, data) }
 
 // Env is what a stage may use while it is provisioned.
+// Env is what a stage may use while it is provisioned (see resources.go
+// and "Keeping state across reloads" in docs/stages.md).
 type Env struct {
 	Log   *slog.Logger
 	Route string // the route the stage belongs to
 	Path  string // the YAML path of the stage, for error messages
+	// Resources is the generation's lease on the server's resource pool;
+	// use it through Resource. Its values outlive the generation when the
+	// next one asks for the same keys.
+	Resources *respool.Lease
+	// Metrics registers the stage's series, at Provision.
+	Metrics *StageMetrics
+
+	ctx context.Context // cancelled when the generation closes; see Context
 }
 
 // Factory makes a zero stage of one kind, into which the stage's YAML
@@ -136,6 +148,9 @@ func (r *Registry) build(file string, ref config.StageRef, env *Env) (Stage, err
 	}
 	if p, ok := st.(Provisioner); ok {
 		if err := p.Provision(env); err != nil {
+			return nil, fmt.Errorf("%sprovisioning %s: %w", at, ref.Kind, err)
+		}
+		if err := env.Metrics.Err(); err != nil {
 			return nil, fmt.Errorf("%sprovisioning %s: %w", at, ref.Kind, err)
 		}
 	}
