@@ -17,24 +17,6 @@ import (
 	"switchyard/router"
 )
 
-// Op is the OpenAI operation of an exchange.
-type Op uint8
-
-// The operations the gateway proxies.
-const (
-	OpChat Op = iota
-	OpCompletions
-	OpEmbeddings
-)
-
-var opPaths = [...]string{OpChat: "/v1/chat/completions", OpCompletions: "/v1/completions", OpEmbeddings: "/v1/embeddings"}
-var opNames = [...]string{OpChat: "chat", OpCompletions: "completions", OpEmbeddings: "embeddings"}
-
-// Path is the API path of the operation.
-func (o Op) Path() string { return opPaths[o] }
-
-func (o Op) String() string { return opNames[o] }
-
 // Principal is the authenticated caller of an exchange.
 type Principal struct {
 	KeyID  string
@@ -107,6 +89,9 @@ type Exchange struct {
 	reqHeader  *fasthttp.RequestHeader  // valid only while the handler runs
 	resHeader  *fasthttp.ResponseHeader // the client's response headers, likewise
 	header     headerList               // the request headers of a Server.Do request
+	pathArg    []byte                   // the id segment of an operation's path
+	pin        *router.Target           // the one target a stored object's operation must use
+	stopLink   func() bool              // unlinks a Server.Do caller's context
 	observers  []StreamObserver
 	upReq      *fasthttp.Request
 	upResp     *fasthttp.Response
@@ -181,6 +166,8 @@ func releaseExchange(x *Exchange) {
 		Body:                  trimBuf(x.Body),
 		RequestID:             trimBuf(x.RequestID),
 		RequestModel:          trimBuf(x.RequestModel),
+		pathArg:               trimBuf(x.pathArg),
+		header:                x.header[:0],
 		UpstreamHeaders:       x.UpstreamHeaders[:0],
 		UpstreamRemoveHeaders: x.UpstreamRemoveHeaders[:0],
 		ResponseHeaders:       x.ResponseHeaders[:0],

@@ -214,7 +214,7 @@ func (m *Metrics) fillHistogram(s *atomic.Pointer[metrics.PrometheusHistogram], 
 	return h
 }
 
-const nOps = len(opNames)
+const nOps = len(operations)
 
 // tableCodes are the status codes with a slot in the table; other codes take
 // the slow path.

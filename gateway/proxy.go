@@ -39,10 +39,13 @@ const maxStreamEvent = 4 << 20
 func (p *proxy) Handle(x *Exchange) error {
 	x.endResponse()
 	x.Calls++
+	if x.pin != nil {
+		return p.pinned(x)
+	}
 	// Every stream asks its upstream for usage (token metrics and, later,
 	// limits need it); a client that did not ask does not get the usage
 	// chunk.
-	x.hideUsage = x.Fields.Stream && !x.Fields.IncludeUsage && (x.Op == OpChat || x.Op == OpCompletions)
+	x.hideUsage = x.Fields.Stream && !x.Fields.IncludeUsage && x.Op.Operation().StreamUsage
 	x.usageBodySet = false
 	var last *Error
 	pool := x.Pool
@@ -105,6 +108,24 @@ func (p *proxy) Handle(x *Exchange) error {
 	return last
 }
 
+// pinned sends the exchange to its one target (an operation on an object
+// that backend stores): no retries, no fallbacks.
+func (p *proxy) pinned(x *Exchange) error {
+	t := x.pin
+	if !t.Upstream.TryAcquire() {
+		return &Error{Status: fasthttp.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1,
+			Message: "backend " + t.Upstream.Name + " has no spare capacity"}
+	}
+	err := p.attempt(x, t)
+	if err != nil || !x.Streaming {
+		t.Upstream.Release()
+	}
+	if err != nil {
+		return err.e
+	}
+	return nil
+}
+
 // reportFailure counts a failed attempt against u's health and logs an
 // ejection, or an ejection refused because u is a pool's last healthy
 // backend.
@@ -145,9 +166,16 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	}
 	req := x.upReq
 	req.Reset()
-	c.PrepareRequest(req, fasthttp.MethodPost, x.Op.Path())
+	op := x.Op.Operation()
+	if len(x.pathArg) == 0 {
+		c.PrepareRequest(req, op.Method, op.Path)
+	} else {
+		c.PrepareRequest(req, op.Method, op.Path+string(x.pathArg))
+	}
 	p.copyHeaders(x, req)
-	req.SetBodyRaw(x.upstreamBody(t))
+	if op.Body {
+		req.SetBodyRaw(x.upstreamBody(t))
+	}
 	if x.upResp == nil {
 		x.upResp = fasthttp.AcquireResponse()
 	}
@@ -222,8 +250,33 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	x.RespBody = append(x.RespBody[:0], body...)
 	if pt, ct, ok := sse.ScanUsage(x.RespBody); ok {
 		x.Usage = Usage{pt, ct}
+	} else if x.Op == OpResponses || x.Op == OpResponseGet {
+		x.Usage = responsesUsage(x.RespBody)
+	}
+	if sc == fasthttp.StatusOK {
+		x.recordStored(x.RespBody)
 	}
 	return nil
+}
+
+// responsesUsage reads the Responses API's usage object
+// ({"input_tokens","output_tokens"}) of body, or of its "response".
+func responsesUsage(body []byte) Usage {
+	if r, ok := jsonscan.Lookup(body, "response"); ok {
+		body = r
+	}
+	u, ok := jsonscan.Lookup(body, "usage")
+	if !ok || len(u) == 0 || u[0] != '{' {
+		return Usage{}
+	}
+	var out Usage
+	if v, ok := jsonscan.Lookup(u, "input_tokens"); ok {
+		out.PromptTokens, _ = jsonscan.ParseInt(v)
+	}
+	if v, ok := jsonscan.Lookup(u, "output_tokens"); ok {
+		out.CompletionTokens, _ = jsonscan.ParseInt(v)
+	}
+	return out
 }
 
 // maxUpstreamBody bounds a decompressed upstream body.

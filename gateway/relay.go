@@ -109,7 +109,7 @@ func (x *Exchange) relayNext() ([]byte, error) {
 		cause := err
 		if err == io.EOF {
 			cause = nil
-			if !r.sawDone && (x.Op == OpChat || x.Op == OpCompletions) {
+			if !r.sawDone && x.Op.Operation().DoneEvent {
 				cause = errNoDone // a bare close looks like success to the SDKs
 			}
 		}
@@ -124,6 +124,7 @@ func (x *Exchange) relayNext() ([]byte, error) {
 	}
 	now := time.Now()
 	if r.first {
+		x.recordStored(data)
 		r.ttftH, r.itlH = m.streamHistograms(x)
 		r.ttftH.Update(now.Sub(x.Start).Seconds())
 		r.first = false
@@ -136,6 +137,8 @@ func (x *Exchange) relayNext() ([]byte, error) {
 		if x.hideUsage && usageOnly(data) {
 			return nil, nil // asked for by the gateway, not by the client
 		}
+	} else if x.Op == OpResponses && bytes.Contains(data, []byte(`"response.completed"`)) {
+		x.Usage = responsesUsage(data)
 	}
 	if sse.IsDone(data) {
 		r.sawDone = true

@@ -47,6 +47,7 @@ type Server struct {
 	// resources keeps stage state (limiters, caches, clients) across
 	// reloads whose settings did not change; see BuildOptions.Resources.
 	resources *respool.Pool
+	stored    storedObjects // who made each stored object (Responses API)
 	gen       atomic.Pointer[Generation]
 	srv       *fasthttp.Server
 	admin     *fasthttp.Server
@@ -162,15 +163,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Handler is the fasthttp handler of the OpenAI-compatible API.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
-	case "/v1/chat/completions":
-		s.serveInference(ctx, OpChat)
-		return
-	case "/v1/completions":
-		s.serveInference(ctx, OpCompletions)
-		return
-	case "/v1/embeddings":
-		s.serveInference(ctx, OpEmbeddings)
+	if op, arg, ok := lookupOp(ctx.Path()); ok {
+		s.serveInference(ctx, op, arg)
 		return
 	}
 	// Every other answer carries a request id too.
@@ -245,25 +239,27 @@ func (s *Server) serveModel(ctx *fasthttp.RequestCtx, gen *Generation, name []by
 	ctx.SetBody(appendModel(nil, name, gen.Built.Unix()))
 }
 
-func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
+func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op, arg []byte) {
 	gen := s.gen.Load()
-	gen.acquire()
-	x := acquireExchange()
-	x.srv, x.gen, x.Op, x.Start = s, gen, op, time.Now()
+	x := s.begin(gen, op)
 	x.reqHeader, x.resHeader = &ctx.Request.Header, &ctx.Response.Header
 	if c := ctx.Conn(); watchable(c) {
 		x.client = c
 		x.watch(true) // until finish: a client that leaves cancels the exchange's context
 	}
 	s.setRequestID(ctx, x)
+	x.pathArg = append(x.pathArg[:0], arg...)
 
 	err := s.authenticate(ctx, x, gen) // first: nothing about the request is told to a caller without a key
-	if err == nil && !ctx.IsPost() {
-		ctx.Response.Header.Set("allow", "POST")
-		err = &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest, Message: "method " + string(ctx.Method()) + " not allowed; use POST"}
+	if m := op.Operation().Method; err == nil && string(ctx.Method()) != m {
+		ctx.Response.Header.Set("allow", m)
+		err = &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest, Message: "method " + string(ctx.Method()) + " not allowed; use " + m}
+	}
+	if err == nil && op.Operation().Body {
+		err = s.readBody(ctx, x, gen)
 	}
 	if err == nil {
-		err = s.prepare(ctx, x, gen)
+		err = s.route(x, gen, &ctx.Request.Header)
 	}
 	if err == nil {
 		err = s.runChain(gen, x)
@@ -274,6 +270,14 @@ func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op) {
 		return
 	}
 	s.respond(ctx, x)
+}
+
+// begin takes an exchange for a request of op under gen.
+func (s *Server) begin(gen *Generation, op Op) *Exchange {
+	gen.acquire()
+	x := acquireExchange()
+	x.srv, x.gen, x.Op, x.Start = s, gen, op, time.Now()
+	return x
 }
 
 // runChain runs the route's chain. A panic in a stage fails this request
@@ -292,8 +296,8 @@ func (s *Server) runChain(gen *Generation, x *Exchange) (err error) {
 	return gen.chains[x.Route.Index].Handle(x)
 }
 
-// prepare copies and scans the body, authenticates, and routes.
-func (s *Server) prepare(ctx *fasthttp.RequestCtx, x *Exchange, gen *Generation) error {
+// readBody copies the request body (decompressed, bounded) into x.
+func (s *Server) readBody(ctx *fasthttp.RequestCtx, x *Exchange, gen *Generation) error {
 	body := ctx.Request.Body()
 	if len(ctx.Request.Header.ContentEncoding()) > 0 {
 		b, err := ctx.Request.BodyUncompressedWithLimit(s.maxBody)
@@ -309,21 +313,41 @@ func (s *Server) prepare(ctx *fasthttp.RequestCtx, x *Exchange, gen *Generation)
 		return &Error{Status: fasthttp.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "request body exceeds " + strconv.Itoa(max) + " bytes"}
 	}
 	x.Body = append(x.Body[:0], body...)
-	if err := jsonscan.Scan(x.Body, &x.Fields); err != nil {
-		var se *jsonscan.Error
-		if errors.As(err, &se) && se.Duplicate() {
-			// The gateway checks one occurrence; an upstream may act on another.
-			return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Param: se.Field,
-				Message: "the request body has the top-level key " + strconv.Quote(se.Field) + " more than once"}
+	return nil
+}
+
+// route scans x's body and routes it: the route, its deadline, and the pool,
+// which the caller's key must be allowed to use. HTTP requests and
+// Server.Do share it.
+func (s *Server) route(x *Exchange, gen *Generation, header router.HeaderGetter) error {
+	op := x.Op.Operation()
+	if op.Body {
+		if err := jsonscan.Scan(x.Body, &x.Fields); err != nil {
+			var se *jsonscan.Error
+			if errors.As(err, &se) && se.Duplicate() {
+				// The gateway checks one occurrence; an upstream may act on another.
+				return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Param: se.Field,
+					Message: "the request body has the top-level key " + strconv.Quote(se.Field) + " more than once"}
+			}
+			return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Message: "invalid JSON body: " + err.Error()}
 		}
-		return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Message: "invalid JSON body: " + err.Error()}
+		if !op.Streams {
+			x.Fields.Stream = false
+		}
 	}
-	if !x.Fields.HasModel || len(x.Fields.Model) == 0 {
-		return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Param: "model", Message: "you must provide a model parameter"}
+	switch op.Model {
+	case ModelFromBody:
+		if !x.Fields.HasModel || len(x.Fields.Model) == 0 {
+			return &Error{Status: fasthttp.StatusBadRequest, Code: CodeInvalidRequest, Param: "model", Message: "you must provide a model parameter"}
+		}
+		x.RequestModel = append(x.RequestModel[:0], x.Fields.Model...)
+	case ModelFromStored:
+		if err := s.storedObject(x, gen); err != nil {
+			return err
+		}
 	}
-	x.RequestModel = append(x.RequestModel[:0], x.Fields.Model...)
 	x.meta.Raw = x.Fields.Metadata
-	x.rreq = router.Request{Model: x.RequestModel, Header: &ctx.Request.Header, Metadata: &x.meta, PromptBytes: len(x.Body)}
+	x.rreq = router.Request{Model: x.RequestModel, Header: header, Metadata: &x.meta, PromptBytes: len(x.Body)}
 	if p := x.Principal; p != nil {
 		x.rreq.KeyID, x.rreq.Tenant = p.KeyID, p.Tenant
 	}
@@ -332,7 +356,9 @@ func (s *Server) prepare(ctx *fasthttp.RequestCtx, x *Exchange, gen *Generation)
 		return errNoModel(x.RequestModel)
 	}
 	x.ctx.setDeadline(gen.routeTimeout[x.Route.Index])
-	x.Pool = gen.pool(x.Route, x.RequestModel)
+	if x.Pool == nil {
+		x.Pool = gen.pool(x.Route, x.RequestModel)
+	}
 	// The key's allow-list applies to the pool that serves, whatever name
 	// the client used to reach it (a header route may send it elsewhere);
 	// fallbacks the key may not use are skipped at dispatch.
