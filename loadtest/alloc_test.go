@@ -36,7 +36,7 @@ func TestHotPathAllocs(t *testing.T) {
 			if err != nil || isDone(data) {
 				break
 			}
-			hasChoices(data)
+			hasTokenContent(data)
 			scanUsage(data)
 		}
 	}); n != 0 {

@@ -144,7 +144,9 @@ func (c *client) do(ctx context.Context, k kind, body, auth []byte, start time.T
 	}
 }
 
-// readStream consumes an SSE answer, timing each token chunk.
+// readStream consumes an SSE answer, timing each token chunk: a chunk with
+// text (see hasTokenContent). The finish chunk and the usage chunk are read
+// for their usage but are not tokens, so they add no gap to the ITL.
 func (c *client) readStream(ctx context.Context, resp *fasthttp.Response, start time.Time, sc *scratch) {
 	o := &sc.out
 	body := resp.BodyStream()
@@ -188,7 +190,7 @@ func (c *client) readStream(ctx context.Context, resp *fasthttp.Response, start 
 			o.latency = now.Sub(start)
 			return
 		}
-		if hasChoices(data) {
+		if hasTokenContent(data) {
 			if prev.IsZero() {
 				o.ttft = now.Sub(start)
 			} else {

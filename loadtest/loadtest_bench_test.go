@@ -46,7 +46,7 @@ func BenchmarkSSEScan(b *testing.B) {
 			if isErrorEvent(data) {
 				b.Fatal("error event")
 			}
-			if hasChoices(data) {
+			if hasTokenContent(data) {
 				sink++
 			}
 			if u, ok := scanUsage(data); ok {

@@ -47,15 +47,23 @@ func run(t *testing.T, cfg Config) *Report {
 	return rep
 }
 
-// Tolerances for latency checks. The fixed server delay is a hard lower
-// bound (a percentile below it means the generator mismeasures). The upper
-// slack absorbs scheduling on a shared, busy 2-core machine under -race;
-// on an idle machine the measured overhead is about 1-2 ms at p50 and
-// under 5 ms at p99.
+// Tolerances for timed checks. These are unit tests on shared, noisy
+// machines, so only bounds that load cannot break are tight: the fixed
+// server delay is a hard lower bound (a percentile below it means the
+// generator mismeasures; load only makes requests slower), and so is the
+// length of a duration-bound run. Upper bounds are sanity bounds, not
+// performance checks: a loaded 2-core machine under -race has stretched a
+// 70 ms run to 334 ms, and with the cores twice oversubscribed an open
+// loop falls so far behind its schedule that p99, timed from the intended
+// send, passed 1 s for a 20 ms server. So slack only catches a gross
+// mismeasure (a unit error: 20 ms read as 20 s), and hangBound only a run
+// that does not stop. The generator's own overhead (about 1-2 ms at p50,
+// under 5 ms at p99 on an idle machine) is for the benchmarks to show, not
+// for these tests to assert.
 const (
 	serverDelay = 20 * time.Millisecond
-	slackP50    = 25 * time.Millisecond
-	slackP99    = 150 * time.Millisecond
+	slack       = 5 * time.Second
+	hangBound   = 5 * time.Second
 )
 
 func TestPercentilesWithFixedDelay(t *testing.T) {
@@ -78,10 +86,10 @@ func TestPercentilesWithFixedDelay(t *testing.T) {
 				t.Fatalf("requests=%d successes=%d errors=%v, want %d each", rep.Requests, rep.Successes, rep.Errors, tc.want)
 			}
 			l := rep.Latency
-			checkRange(t, "min", l.Min, serverDelay, serverDelay+slackP50)
-			checkRange(t, "p50", l.P50, serverDelay, serverDelay+slackP50)
-			checkRange(t, "p90", l.P90, serverDelay, serverDelay+slackP99)
-			checkRange(t, "p99", l.P99, serverDelay, serverDelay+slackP99)
+			checkRange(t, "min", l.Min, serverDelay, serverDelay+slack)
+			checkRange(t, "p50", l.P50, serverDelay, serverDelay+slack)
+			checkRange(t, "p90", l.P90, serverDelay, serverDelay+slack)
+			checkRange(t, "p99", l.P99, serverDelay, serverDelay+slack)
 			if !(l.Min <= l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
 				t.Errorf("percentiles not ordered: %+v", l)
 			}
@@ -116,35 +124,44 @@ func TestOpenLoopKeepsScheduleThroughStall(t *testing.T) {
 	if rep.Successes != want {
 		t.Fatalf("successes = %d, errors %v", rep.Successes, rep.Errors)
 	}
-	if rep.Throughput < rate*0.85 || rep.Throughput > rate*1.02 || rep.WindowSeconds != dur.Seconds() {
+	// Throughput counts completions within the window, so a loaded machine
+	// lowers it (late answers fall out): the lower bound is loose. Above
+	// the rate it cannot go, since no more was sent.
+	if rep.Throughput < rate*0.5 || rep.Throughput > rate*1.02 || rep.WindowSeconds != dur.Seconds() {
 		t.Errorf("throughput = %.1f over %.2fs, want about %d over %v", rep.Throughput, rep.WindowSeconds, rate, dur)
 	}
+	// The send rate comes from the schedule (requests over the due times
+	// of the first and last), not from when requests went out.
 	if rep.SendRate < rate*0.95 || rep.SendRate > rate*1.05 {
 		t.Errorf("send rate = %.1f, want %d within 5%%", rep.SendRate, rate)
 	}
 	l := rep.Latency
 	// About 60 of 300 requests arrive during the stall and wait 0-300 ms
 	// for it to end: the slowest waited the whole stall.
-	checkRange(t, "max", l.Max, stall, stall+serverDelay+slackP99)
-	checkRange(t, "p50", l.P50, serverDelay, serverDelay+slackP50)
+	checkRange(t, "max", l.Max, stall, stall+serverDelay+slack)
+	checkRange(t, "p50", l.P50, serverDelay, serverDelay+slack)
 	// The top 10% are all stalled requests, waiting at least half the stall
 	// (about 175 ms on an idle machine).
-	checkRange(t, "p90", l.P90, stall/2, stall+slackP99)
+	checkRange(t, "p90", l.P90, stall/2, stall+slack)
 }
 
 func TestBounds(t *testing.T) {
 	t.Parallel()
 	srv := newTestServer(t, func(s *testServer) { s.delay = 5 * time.Millisecond })
 	tests := []struct {
-		name      string
-		cfg       Config
-		wantReqs  int64 // measured
-		wantSent  int64 // by the server, warm-up included; 0: not checked
-		wantAbout time.Duration
+		name        string
+		cfg         Config
+		wantReqs    int64         // measured
+		wantSent    int64         // by the server, warm-up included; 0: not checked
+		wantAtLeast time.Duration // least time the run can take
 	}{
-		{"open duration+warmup", Config{Mode: ModeOpen, Rate: 100, Duration: 500 * time.Millisecond, Warmup: 200 * time.Millisecond}, 50, 70, 700 * time.Millisecond},
-		{"open count", Config{Mode: ModeOpen, Rate: 500, Requests: 37}, 37, 37, 74 * time.Millisecond},
-		{"closed count", Config{Mode: ModeClosed, Concurrency: 3, Requests: 41}, 41, 41, 0},
+		// The last of 70 requests is due at 690 ms and takes 5 ms.
+		{"open duration+warmup", Config{Mode: ModeOpen, Rate: 100, Duration: 500 * time.Millisecond, Warmup: 200 * time.Millisecond}, 50, 70, 695 * time.Millisecond},
+		// The last of 37 is due at 72 ms and takes 5 ms.
+		{"open count", Config{Mode: ModeOpen, Rate: 500, Requests: 37}, 37, 37, 77 * time.Millisecond},
+		// 41 requests of 5 ms over 3 users: one user sends 14 in turn.
+		{"closed count", Config{Mode: ModeClosed, Concurrency: 3, Requests: 41}, 41, 41, 70 * time.Millisecond},
+		// Users send until the duration is over.
 		{"closed duration", Config{Mode: ModeClosed, Concurrency: 2, Duration: 300 * time.Millisecond}, -1, 0, 300 * time.Millisecond},
 	}
 	for _, tc := range tests {
@@ -165,9 +182,12 @@ func TestBounds(t *testing.T) {
 			if rep.Failures != 0 {
 				t.Errorf("failures %d: %v", rep.Failures, rep.Errors)
 			}
-			// The last open-loop request is due one interval before the end.
-			if took < tc.wantAbout-15*time.Millisecond || took > tc.wantAbout+300*time.Millisecond {
-				t.Errorf("run took %v, want %v (-15ms, +300ms)", took, tc.wantAbout)
+			// A run cannot end before its bound (the last open-loop request
+			// is due one interval before the end, and takes 5 ms): load only
+			// makes it longer. How much longer is the machine's business;
+			// hangBound only catches a run that does not stop.
+			if took < tc.wantAtLeast || took > tc.wantAtLeast+hangBound {
+				t.Errorf("run took %v, want at least %v and less than %v more", took, tc.wantAtLeast, hangBound)
 			}
 		})
 	}
@@ -187,9 +207,9 @@ func TestStreamTTFTAndITL(t *testing.T) {
 	if rep.TTFT == nil || rep.ITL == nil {
 		t.Fatalf("missing TTFT or ITL: %+v", rep.Stats)
 	}
-	checkRange(t, "ttft p50", rep.TTFT.P50, 30*time.Millisecond, 30*time.Millisecond+slackP50)
-	checkRange(t, "itl p50", rep.ITL.P50, 10*time.Millisecond, 10*time.Millisecond+slackP50)
-	checkRange(t, "latency p50", rep.Latency.P50, 70*time.Millisecond, 70*time.Millisecond+slackP99)
+	checkRange(t, "ttft p50", rep.TTFT.P50, 30*time.Millisecond, 30*time.Millisecond+slack)
+	checkRange(t, "itl p50", rep.ITL.P50, 10*time.Millisecond, 10*time.Millisecond+slack)
+	checkRange(t, "latency p50", rep.Latency.P50, 70*time.Millisecond, 70*time.Millisecond+slack)
 	if rep.ITL.Count != 30*4 {
 		t.Errorf("itl count = %d, want %d", rep.ITL.Count, 30*4)
 	}
@@ -212,7 +232,10 @@ func TestFailures(t *testing.T) {
 		{"error event", func(s *testServer) { s.errEvent = true }, Config{Scenario: ScenarioStream}, ErrStreamError, 10},
 		{"not found", nil, Config{Scenario: ScenarioChat, URL: "/nope"}, "http_404", 10},
 		{"connect", nil, Config{Scenario: ScenarioChat, URL: "http://127.0.0.1:1"}, ErrConnect, 10},
-		{"dropped", func(s *testServer) { s.delay = 200 * time.Millisecond }, Config{Scenario: ScenarioEmbeddings, MaxInflight: 2}, ErrDropped, 8},
+		// The first 2 requests hold both slots while the other 8 fall due
+		// (within 45 ms); the 1 s delay keeps them held however late a
+		// loaded machine runs the schedule.
+		{"dropped", func(s *testServer) { s.delay = time.Second }, Config{Scenario: ScenarioEmbeddings, MaxInflight: 2}, ErrDropped, 8},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -292,26 +315,29 @@ func TestCancelStopsRun(t *testing.T) {
 	srv := newTestServer(t, func(s *testServer) {
 		s.delay = time.Millisecond
 		s.itl = 100 * time.Millisecond
-		s.chunks = 50 // 5 s per stream
+		s.chunks = 100 // 10 s per stream
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := Config{URL: srv.URL, Model: "m", Mode: ModeOpen, Rate: 50, Duration: time.Minute, Scenario: ScenarioStream}
 	// Cancel once the server has seen some streams start.
+	canceled := make(chan time.Time, 1)
 	go func() {
 		deadline := time.Now().Add(5 * time.Second)
 		for srv.received.Load() < 10 && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
+		canceled <- time.Now()
 		cancel()
 	}()
-	begin := time.Now()
 	rep, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(begin); took > 2*time.Second {
-		t.Errorf("Run took %v after cancel, want < 2s", took)
+	// Timed from the cancel, not from the start of the run; the streams
+	// would run 10 s, so "at once" only has to beat that, by a wide margin.
+	if took := time.Since(<-canceled); took > 3*time.Second {
+		t.Errorf("Run returned %v after cancel, want < 3s (streams last 10s)", took)
 	}
 	if rep.Errors[ErrCanceled] == 0 {
 		t.Errorf("errors = %v, want canceled streams", rep.Errors)

@@ -118,6 +118,12 @@ func (s *testServer) handle(ctx *fasthttp.RequestCtx) {
 					return
 				}
 			}
+			// The finish chunk, as OpenAI, vLLM and the simulator send it:
+			// no text, so not a token.
+			w.WriteString(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"length"}],"usage":null}` + "\n\n")
+			if w.Flush() != nil {
+				return
+			}
 			if errEvent {
 				w.WriteString(`data: {"error":{"message":"upstream failed","type":"server_error"}}` + "\n\n")
 				w.Flush()

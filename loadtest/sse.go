@@ -178,13 +178,109 @@ func isErrorEvent(data []byte) bool {
 	return bytes.HasPrefix(data, []byte(`"error"`))
 }
 
-// hasChoices reports whether a chunk carries a non-empty "choices" array,
-// i.e. is a token chunk rather than the usage-only chunk.
-func hasChoices(data []byte) bool {
-	v, ok := findKey(data, "choices")
-	if !ok || len(v) == 0 || v[0] != '[' {
+// hasTokenContent reports whether a chunk carries generated text: a choice
+// whose delta.content (chat) or text (completions) is a non-empty string.
+// Chunks with choices but no text, such as the finish chunk OpenAI, vLLM
+// and the simulator send after the last token (chat "delta": {},
+// completions "text": "" with the finish_reason), and the usage-only chunk
+// ("choices": []) are not tokens: counting them would add a near-zero gap
+// per stream to the inter-token latency. Only the chunk's own members are
+// read (a "content" key in logprobs, or in a string, does not count), and
+// nothing is allocated.
+func hasTokenContent(data []byte) bool {
+	choices, ok := member(data, "choices")
+	if !ok || len(choices) == 0 || choices[0] != '[' {
 		return false
 	}
-	v = skipSpace(v[1:])
-	return len(v) > 0 && v[0] != ']'
+	b := skipSpace(choices[1:])
+	for len(b) > 0 && b[0] == '{' {
+		n := objectEnd(b)
+		choice := b[:n]
+		if delta, ok := member(choice, "delta"); ok {
+			if c, ok := member(delta, "content"); ok && nonEmptyString(c) {
+				return true
+			}
+		}
+		if t, ok := member(choice, "text"); ok && nonEmptyString(t) {
+			return true
+		}
+		b = skipSpace(b[n:])
+		if len(b) == 0 || b[0] != ',' {
+			return false
+		}
+		b = skipSpace(b[1:])
+	}
+	return false
+}
+
+// member returns the value of the top-level member key of the JSON object
+// at the start of obj (leading space allowed), or false if obj is not an
+// object, has no such member or is malformed before it. Member names are
+// compared as written, escapes and all.
+func member(obj []byte, key string) ([]byte, bool) {
+	b := skipSpace(obj)
+	if len(b) == 0 || b[0] != '{' {
+		return nil, false
+	}
+	b = b[1:]
+	for {
+		b = skipSpace(b)
+		if len(b) == 0 || b[0] != '"' {
+			return nil, false // '}' (no more members) or malformed
+		}
+		n := stringEnd(b)
+		name := b[1:max(1, n-1)]
+		b = skipSpace(b[n:])
+		if len(b) == 0 || b[0] != ':' {
+			return nil, false
+		}
+		b = skipSpace(b[1:])
+		v := b[:valueEnd(b)]
+		if string(name) == key {
+			return v, true
+		}
+		b = skipSpace(b[len(v):])
+		if len(b) == 0 || b[0] != ',' {
+			return nil, false
+		}
+		b = b[1:]
+	}
+}
+
+// stringEnd returns the length of the JSON string at the start of b ('"'
+// first), quotes included, or len(b) if it is not closed.
+func stringEnd(b []byte) int {
+	for i := 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the length of the JSON value at the start of b.
+func valueEnd(b []byte) int {
+	if len(b) == 0 {
+		return 0
+	}
+	switch b[0] {
+	case '"':
+		return stringEnd(b)
+	case '{', '[':
+		return objectEnd(b)
+	}
+	i := 0
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
+}
+
+// nonEmptyString reports whether v is a JSON string with at least one
+// character.
+func nonEmptyString(v []byte) bool {
+	return len(v) >= 2 && v[0] == '"' && v[1] != '"'
 }

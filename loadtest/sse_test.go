@@ -96,13 +96,14 @@ func TestEventClassifiers(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		in                  string
-		done, errEv, choice bool
+		done, errEv, choice bool // choice: hasTokenContent
 	}{
 		{"[DONE]", true, false, false},
 		{" [DONE] ", true, false, false},
 		{`{"error":{"message":"x"}}`, false, true, false},
 		{` { "error" : {}}`, false, true, false},
-		{`{"id":"x","choices":[{"delta":{}}]}`, false, false, true},
+		{`{"id":"x","choices":[{"delta":{"content":"a"}}]}`, false, false, true},
+		{`{"id":"x","choices":[{"delta":{}}]}`, false, false, false},
 		{`{"id":"x","choices": [ ],"usage":{}}`, false, false, false},
 		{`{"id":"x","choices":[]}`, false, false, false},
 		{`{"content":"\"choices\":[1]"}`, false, false, false},
@@ -117,8 +118,54 @@ func TestEventClassifiers(t *testing.T) {
 		if got := isErrorEvent(b); got != tc.errEv {
 			t.Errorf("isErrorEvent(%q) = %v", tc.in, got)
 		}
-		if got := hasChoices(b); got != tc.choice {
-			t.Errorf("hasChoices(%q) = %v", tc.in, got)
+		if got := hasTokenContent(b); got != tc.choice {
+			t.Errorf("hasTokenContent(%q) = %v", tc.in, got)
+		}
+	}
+}
+
+// TestHasTokenContent pins which chunks count as tokens for TTFT and ITL:
+// only those with text. The finish chunk (chat "delta": {}, completions
+// "text": "") and the usage chunk would add a near-zero gap per stream.
+func TestHasTokenContent(t *testing.T) {
+	t.Parallel()
+	const (
+		pre  = `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[`
+		post = `],"usage":null}`
+	)
+	tests := []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{"chat token", pre + `{"index":0,"delta":{"content":"tok"},"logprobs":null,"finish_reason":null}` + post, true},
+		{"chat first token with role", pre + `{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}` + post, true},
+		{"chat one-char token", pre + `{"index":0,"delta":{"content":" "}}` + post, true},
+		{"chat escaped token", pre + `{"index":0,"delta":{"content":"\"\n"}}` + post, true},
+		{"chat finish chunk", pre + `{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}` + post, false},
+		{"chat finish chunk, spaced", ` { "choices" : [ { "index" : 0 , "delta" : { } , "finish_reason" : "length" } ] }`, false},
+		{"chat role only, empty content", pre + `{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}` + post, false},
+		{"chat null content", pre + `{"index":0,"delta":{"content":null},"finish_reason":"stop"}` + post, false},
+		{"chat logprobs content is not delta content", pre + `{"index":0,"delta":{},"logprobs":{"content":[{"token":"a"}]},"finish_reason":"stop"}` + post, false},
+		{"chat content key inside a string", pre + `{"index":0,"delta":{"refusal":"\"content\":\"x\""},"finish_reason":null}` + post, false},
+		{"chat text outside delta is not chat content", pre + `{"index":0,"delta":{},"x":{"text":"a"}}` + post, false},
+		{"completions token", `{"id":"c","object":"text_completion","choices":[{"index":0,"text":"tok","logprobs":null,"finish_reason":null}]}`, true},
+		{"completions finish chunk", `{"id":"c","object":"text_completion","choices":[{"index":0,"text":"","logprobs":null,"finish_reason":"length"}]}`, false},
+		{"second choice has text", pre + `{"index":0,"delta":{}},{"index":1,"delta":{"content":"b"}}` + post, true},
+		{"usage chunk", `{"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}`, false},
+		{"no choices", `{"id":"c","usage":{"prompt_tokens":1}}`, false},
+		{"choices not an array", `{"choices":{"delta":{"content":"a"}}}`, false},
+		{"choices key inside a string", `{"note":"\"choices\":[{\"text\":\"a\"}]"}`, false},
+		{"nested choices are not the chunk's", `{"x":{"choices":[{"text":"a"}]}}`, false},
+		{"error event", `{"error":{"message":"x"}}`, false},
+		{"not an object", `[DONE]`, false},
+		{"empty", ``, false},
+		{"truncated", pre + `{"index":0,"delta":{"content":"a`, true},
+		{"truncated before content", pre + `{"index":0,"delta":{"cont`, false},
+	}
+	for _, tc := range tests {
+		if got := hasTokenContent([]byte(tc.in)); got != tc.want {
+			t.Errorf("%s: hasTokenContent(%s) = %v, want %v", tc.name, tc.in, got, tc.want)
 		}
 	}
 }
@@ -153,6 +200,7 @@ func FuzzSSEReader(f *testing.F) {
 	for _, s := range []string{
 		"data: a\n\n", "data: a\r\ndata: b\r\n\r\n", ": c\nevent: e\ndata\n\n", "data: [DONE]",
 		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n",
+		"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"},{\"delta\":{\"content\":\"a\"}},{\"text\":\"\"}]}\n\n",
 	} {
 		f.Add([]byte(s), uint8(0))
 	}
@@ -173,7 +221,7 @@ func FuzzSSEReader(f *testing.F) {
 			}
 			isDone([]byte(ev))
 			isErrorEvent([]byte(ev))
-			hasChoices([]byte(ev))
+			hasTokenContent([]byte(ev))
 		}
 	})
 }
