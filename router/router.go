@@ -15,7 +15,7 @@
 //		var last *Target
 //		for try := 0; try < p.Attempts; try++ {
 //			if try > 0 && !p.Retry.AllowRetry(now) { break }
-//			t := p.Pick(last)            // nil: nothing usable, next pool
+//			t := p.Pick(&req, last)      // nil: nothing usable, next pool
 //			... send; t.Upstream.Release(); ReportSuccess or ReportFailure ...
 //			last = t
 //		}
@@ -44,6 +44,10 @@ type Spec struct {
 	// It runs on a request's path, so it should be quick. (Ejections are
 	// reported by the result of Upstream.ReportFailure.)
 	OnReturn func(u *Upstream)
+
+	// Strategies are the balancing strategies pools may name; nil = the
+	// built-in ones (NewStrategies).
+	Strategies *Strategies
 }
 
 // UpstreamSpec describes one backend server.
@@ -57,7 +61,7 @@ type UpstreamSpec struct {
 // PoolSpec describes a set of targets serving one model.
 type PoolSpec struct {
 	Name      string
-	Strategy  string // "round_robin" ("" too), "weighted" or "least_outstanding"
+	Strategy  string // a name in Spec.Strategies: "round_robin" ("" too), "weighted", "least_outstanding", ...
 	Targets   []TargetSpec
 	Fallbacks []string // pool names, tried in order; must not form a cycle
 	Retry     RetrySpec
@@ -67,7 +71,7 @@ type PoolSpec struct {
 type TargetSpec struct {
 	Upstream string
 	Model    string // backend's model id; "" = forward the requested model unchanged
-	Weight   int    // share under "weighted", >= 0; 0 = never picked by "weighted"; other strategies ignore it
+	Weight   int    // share under a weighted strategy, >= 0; 0 = never picked by one; other strategies ignore it
 }
 
 // RetrySpec limits retries within one pool.
@@ -100,8 +104,8 @@ type MetadataGetter interface {
 	Metadata(key string) ([]byte, bool)
 }
 
-// Request is the view of a request that routing looks at. Header and
-// Metadata may be nil; routes that need them then do not match.
+// Request is the view of a request that routing and balancing look at.
+// Header and Metadata may be nil; routes that need them then do not match.
 type Request struct {
 	Model       []byte
 	Header      HeaderGetter
@@ -109,6 +113,13 @@ type Request struct {
 	Tenant      string
 	Metadata    MetadataGetter
 	PromptBytes int
+
+	// Hints for balancers (Balancer.Pick), filled by the caller when it
+	// knows them; zero means unknown, and a balancer that needs one then
+	// picks as if it had none. The built-in strategies read none of them.
+	PrefixHash uint64 // hash of the prompt's leading part, for prefix (KV-cache) affinity
+	SessionKey []byte // a stable caller or conversation identity, for sticky sessions
+	Tokens     int    // estimated prompt tokens, for load-aware scoring
 }
 
 // Route is a compiled routing rule.
@@ -158,6 +169,10 @@ func New(s Spec) (*Router, error) {
 		upByName:   make(map[string]*Upstream, len(s.Upstreams)),
 		ejectMu:    new(sync.Mutex),
 	}
+	strategies := s.Strategies
+	if strategies == nil {
+		strategies = builtin
+	}
 
 	for i, us := range s.Upstreams {
 		at := fmt.Sprintf("upstreams[%d] %q", i, us.Name)
@@ -203,34 +218,45 @@ func New(s Spec) (*Router, error) {
 		built[i] = p
 		r.pools = append(r.pools, p)
 		r.poolByName[p.Name] = p
-		st, ok := parseStrategy(ps.Strategy)
+		st, ok := strategies.Lookup(ps.Strategy)
 		if !ok {
-			fail("%s: unknown strategy %q (want round_robin, weighted or least_outstanding)", at, ps.Strategy)
+			fail("%s: unknown strategy %q (want one of %s)", at, ps.Strategy, strings.Join(strategies.Names(), ", "))
 		}
-		p.Strategy = st
+		p.Strategy, p.weighted = st.Name, st.Weighted
 		if len(ps.Targets) == 0 {
 			fail("%s: no targets", at)
 		}
+		total, targetsOK := 0, true
 		for j, ts := range ps.Targets {
 			u := r.upByName[ts.Upstream]
 			if u == nil {
 				fail("%s: targets[%d]: no upstream %q", at, j, ts.Upstream)
+				targetsOK = false
 				continue
 			}
 			if ts.Weight < 0 {
 				fail("%s: targets[%d]: weight %d must be >= 0", at, j, ts.Weight)
+				targetsOK = false
 				continue
 			}
 			t := &Target{Upstream: u, Model: ts.Model, Weight: ts.Weight, Index: len(p.Targets)}
 			p.Targets = append(p.Targets, t)
-			p.totalWeight += t.Weight
-			p.cumWeight = append(p.cumWeight, p.totalWeight)
+			total += t.Weight
 			if !slices.Contains(u.pools, p) {
 				u.pools = append(u.pools, p)
 			}
 		}
-		if st == Weighted && len(p.Targets) > 0 && p.totalWeight == 0 {
-			fail("%s: strategy weighted needs a target with a positive weight", at)
+		switch {
+		case !ok || !targetsOK || len(p.Targets) == 0:
+		case st.Weighted && total == 0:
+			fail("%s: strategy %s needs a target with a positive weight", at, st.Name)
+		default:
+			var err error
+			if p.bal, err = st.New(p); err != nil {
+				fail("%s: strategy %s: %v", at, st.Name, err)
+			} else if p.bal == nil {
+				fail("%s: strategy %s made no balancer", at, st.Name)
+			}
 		}
 		rs := ps.Retry
 		switch {

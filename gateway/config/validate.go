@@ -265,10 +265,10 @@ func (v *validator) models(backends map[string]bool, poolsIncomplete bool) map[s
 		if v.name(p+".name", "model pool name", m.Name, seen) {
 			pools[m.Name] = i
 		}
-		switch m.Strategy {
-		case StrategyRoundRobin, StrategyWeighted, StrategyLeastOutstanding:
-		default:
-			v.add(p+".strategy", "unknown strategy %q (want round_robin, weighted or least_outstanding)", m.Strategy)
+		// The router's strategies are the only strategies.
+		st, stOK := router.BuiltinStrategy(m.Strategy)
+		if !stOK {
+			v.add(p+".strategy", "unknown strategy %q (want one of %s)", m.Strategy, strings.Join(router.BuiltinStrategyNames(), ", "))
 		}
 		if len(m.Targets) == 0 {
 			v.add(p+".targets", "at least one target is required")
@@ -297,8 +297,8 @@ func (v *validator) models(backends map[string]bool, poolsIncomplete bool) map[s
 				total += t.Weight
 			}
 		}
-		if m.Strategy == StrategyWeighted && len(m.Targets) > 0 && total == 0 {
-			v.add(p+".targets", "strategy weighted needs a target with a positive weight")
+		if stOK && st.Weighted && len(m.Targets) > 0 && total == 0 {
+			v.add(p+".targets", "strategy %s needs a target with a positive weight", st.Name)
 		}
 		r := &m.Retry
 		if r.Attempts < 1 {
