@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,8 +156,8 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	if len(cfg.Keys) > 0 {
 		g.keys = map[[32]byte]*Principal{}
 		for i, k := range cfg.Keys {
-			var sum [32]byte
-			if _, err := hex.Decode(sum[:], []byte(strings.ToLower(k.SHA256))); err != nil {
+			sum, err := config.ParseKeyHash(k.SHA256)
+			if err != nil {
 				return nil, fmt.Errorf("%s:%d: keys[%d].sha256: %w", file, k.Line, i, err)
 			}
 			p := &Principal{KeyID: k.ID, Tenant: k.Tenant}

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"switchyard/internal/httpname"
 )
 
 // Spec is everything a Router is built from. The router has no defaults of
@@ -319,7 +321,7 @@ func New(s Spec) (*Router, error) {
 		}
 		seen := make(map[string]string, len(rs.Headers))
 		for _, name := range sortedKeys(rs.Headers) {
-			canon := canonicalHeader(name)
+			canon := httpname.Canonical(name)
 			if canon == "" {
 				fail("%s: headers: invalid header name %q", at, name)
 				continue
@@ -372,50 +374,65 @@ func New(s Spec) (*Router, error) {
 	return r, nil
 }
 
-// fallbackCycle returns the pool names along a fallback cycle, or nil.
-func fallbackCycle(pools []*Pool) []string {
+// FallbackCycles finds the cycles of a fallback graph of n pools: the
+// router's, and the config package's, which reports them with their YAML
+// places. fallbacks(i) lists the pools pool i falls back to, by index, in
+// order; a negative index (an unknown pool) is skipped. The graph is walked
+// depth first from pool 0 on, and found is called for each fallback entry
+// (pool i's j-th) that closes a cycle, with the pools along it, from the
+// pool the entry points to round to it again. Each cycle is reported once.
+func FallbackCycles(n int, fallbacks func(i int) []int, found func(i, j int, cycle []int)) {
 	const (
 		unseen = iota
 		active
 		done
 	)
-	state := make([]uint8, len(pools))
-	var stack []*Pool
-	var visit func(p *Pool) []string
-	visit = func(p *Pool) []string {
-		state[p.Index] = active
-		stack = append(stack, p)
-		for _, fb := range p.Fallbacks {
-			switch state[fb.Index] {
-			case active:
-				var names []string
-				for i := len(stack) - 1; i >= 0; i-- {
-					if stack[i] == fb {
-						for _, q := range stack[i:] {
-							names = append(names, q.Name)
-						}
-						break
-					}
-				}
-				return append(names, fb.Name)
+	state := make([]uint8, n)
+	var stack []int
+	var visit func(i int)
+	visit = func(i int) {
+		state[i] = active
+		stack = append(stack, i)
+		for j, k := range fallbacks(i) {
+			if k < 0 || k >= n {
+				continue
+			}
+			switch state[k] {
 			case unseen:
-				if c := visit(fb); c != nil {
-					return c
-				}
+				visit(k)
+			case active:
+				at := slices.Index(stack, k)
+				found(i, j, append(slices.Clone(stack[at:]), k))
 			}
 		}
 		stack = stack[:len(stack)-1]
-		state[p.Index] = done
-		return nil
+		state[i] = done
 	}
-	for _, p := range pools {
-		if state[p.Index] == unseen {
-			if c := visit(p); c != nil {
-				return c
-			}
+	for i := range n {
+		if state[i] == unseen {
+			visit(i)
 		}
 	}
-	return nil
+}
+
+// fallbackCycle returns the pool names along the first fallback cycle, or
+// nil.
+func fallbackCycle(pools []*Pool) []string {
+	var names []string
+	FallbackCycles(len(pools), func(i int) []int {
+		fbs := make([]int, len(pools[i].Fallbacks))
+		for j, fb := range pools[i].Fallbacks {
+			fbs[j] = fb.Index
+		}
+		return fbs
+	}, func(_, _ int, cycle []int) {
+		if names == nil {
+			for _, k := range cycle {
+				names = append(names, pools[k].Name)
+			}
+		}
+	})
+	return names
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -425,37 +442,6 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// canonicalHeader returns name in canonical form ("x-team" -> "X-Team"), or
-// "" when it is not a valid header name token.
-func canonicalHeader(name string) string {
-	if name == "" {
-		return ""
-	}
-	b := []byte(name)
-	upper := true
-	for i, c := range b {
-		if !isTokenChar(c) {
-			return ""
-		}
-		switch {
-		case upper && 'a' <= c && c <= 'z':
-			b[i] = c - 'a' + 'A'
-		case !upper && 'A' <= c && c <= 'Z':
-			b[i] = c - 'A' + 'a'
-		}
-		upper = c == '-'
-	}
-	return string(b)
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // Match returns the first route whose conditions all hold for req, or nil.

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -716,5 +717,34 @@ func TestOnReturn(t *testing.T) {
 	}
 	if !slices.Equal(returned, []string{"a"}) {
 		t.Fatalf("OnReturn calls = %v; want exactly one for a", returned)
+	}
+}
+
+func TestFallbackCycles(t *testing.T) {
+	type edge struct{ i, j int }
+	tests := []struct {
+		name  string
+		graph [][]int
+		want  map[edge]string // closing entry -> cycle
+	}{
+		{"none", [][]int{{1, 2}, {2}, {}}, map[edge]string{}},
+		{"two", [][]int{{1}, {0}}, map[edge]string{{1, 0}: "[0 1 0]"}},
+		{"three, closed late", [][]int{{-1, 1}, {2}, {0}}, map[edge]string{{2, 0}: "[0 1 2 0]"}},
+		{"two loops", [][]int{{1}, {0, 2}, {3}, {2}}, map[edge]string{{1, 0}: "[0 1 0]", {3, 0}: "[2 3 2]"}},
+		{"unknown and out of range skipped", [][]int{{-1, 7}, {1}}, map[edge]string{{1, 0}: "[1 1]"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[edge]string{}
+			FallbackCycles(len(tc.graph), func(i int) []int { return tc.graph[i] }, func(i, j int, cycle []int) {
+				if _, dup := got[edge{i, j}]; dup {
+					t.Errorf("entry %d.%d reported twice", i, j)
+				}
+				got[edge{i, j}] = fmt.Sprint(cycle)
+			})
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("graph %v: cycles %v, want %v", tc.graph, got, tc.want)
+			}
+		})
 	}
 }
