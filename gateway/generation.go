@@ -5,16 +5,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"switchyard/backends"
-	"switchyard/backends/sim"
 	"switchyard/gateway/config"
 	"switchyard/internal/jsonscan"
 	"switchyard/internal/respool"
@@ -36,10 +34,10 @@ type Generation struct {
 	routeTimeout []time.Duration    // by route index; 0 = none
 	clients      []*backends.Client // by upstream index
 	keys         map[[32]byte]*Principal
-	sims         []*sim.Server
 	health       *backends.HealthChecker
-	closers      []Closer
-	models       []byte // GET /v1/models body
+	closers      []Closer    // stages'
+	stops        []io.Closer // what backend kinds started, e.g. embedded simulators
+	models       []byte      // GET /v1/models body
 	poolName     []string
 	poolKey      [][]byte // poolName as bytes, for matching without converting
 
@@ -58,8 +56,9 @@ type BuildOptions struct {
 	Registry *Registry
 	Log      *slog.Logger
 	Metrics  *Metrics
-	// StartSims starts the embedded simulators (kind sim). Validation runs
-	// with it false: configs are checked without listening.
+	// StartSims starts what backend kinds need, such as the embedded
+	// simulators of kind sim, and the active health checks. Validation
+	// runs with it false: configs are checked without listening.
 	StartSims bool
 	// Previous is the router of the generation being replaced, or nil. The
 	// new router's backends share its live state (requests in flight,
@@ -125,14 +124,24 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 		g.poolKey = append(g.poolKey, []byte(p.Name))
 	}
 
-	// Upstream clients, embedded simulators first.
+	// Upstream clients, each after its backend kind has opened it. Every
+	// backend error is reported, not just the first.
 	var checks []backends.Check
-	for i, b := range cfg.Backends {
-		url := b.URL
-		if b.Kind == "sim" {
-			if url, err = g.startSim(b, o.StartSims); err != nil {
-				return nil, fmt.Errorf("%s:%d: backends[%d] (%s): %w", file, b.Line, i, b.Name, err)
-			}
+	var backendErrs []error
+	env := &BackendEnv{Log: log, Start: o.StartSims}
+	for i := range cfg.Backends {
+		b := &cfg.Backends[i]
+		be, err := o.Registry.openBackend(file, i, b, env)
+		if err != nil {
+			backendErrs = append(backendErrs, err)
+			continue
+		}
+		if be.Closer != nil {
+			g.stops = append(g.stops, be.Closer)
+		}
+		url := be.URL
+		if url == "" && !o.StartSims {
+			url = unstartedURL
 		}
 		c, err := backends.New(backends.Options{
 			Name: b.Name, URL: url, APIKey: b.APIKey.Value(), MaxConns: b.MaxConns,
@@ -140,20 +149,24 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 			Idle: b.Timeouts.Idle.D(), Total: b.Timeouts.Total.D(),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: backends[%d]: %w", file, b.Line, i, err)
+			backendErrs = append(backendErrs, fmt.Errorf("%s:%d: backends[%d]: %w", file, b.Line, i, err))
+			continue
 		}
 		g.clients = append(g.clients, c)
 		if a := b.Health.Active; a != nil {
 			checks = append(checks, backends.Check{Client: c, Upstream: g.Router.Upstreams()[i], Path: a.Path, Interval: a.Interval.D(), Timeout: a.Timeout.D()})
 		}
 	}
+	if len(backendErrs) > 0 {
+		return nil, errors.Join(backendErrs...)
+	}
 
 	// API keys.
 	if len(cfg.Keys) > 0 {
 		g.keys = map[[32]byte]*Principal{}
 		for i, k := range cfg.Keys {
-			var sum [32]byte
-			if _, err := hex.Decode(sum[:], []byte(strings.ToLower(k.SHA256))); err != nil {
+			sum, err := config.ParseKeyHash(k.SHA256)
+			if err != nil {
 				return nil, fmt.Errorf("%s:%d: keys[%d].sha256: %w", file, k.Line, i, err)
 			}
 			p := &Principal{KeyID: k.ID, Tenant: k.Tenant}
@@ -198,30 +211,6 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	return g, nil
 }
 
-// startSim starts the embedded simulator of a sim backend on a loopback
-// port and returns its URL. With start false it only checks the options.
-func (g *Generation) startSim(b config.Backend, start bool) (string, error) {
-	opts, err := sim.OptionsFromMap(b.Sim)
-	if err != nil {
-		return "", fmt.Errorf("sim options: %w", err)
-	}
-	if !start {
-		return "http://127.0.0.1:1", nil
-	}
-	s, err := sim.New(opts)
-	if err != nil {
-		return "", fmt.Errorf("starting the simulator: %w", err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		_ = s.Close()
-		return "", fmt.Errorf("listening for the simulator: %w", err)
-	}
-	g.sims = append(g.sims, s)
-	go func() { _ = s.Serve(ln) }() // owned by the generation: Close stops it
-	return "http://" + ln.Addr().String(), nil
-}
-
 // acquire counts a request in; release counts it out and closes a retired
 // generation after its last request.
 func (g *Generation) acquire() { g.inflight.Add(1) }
@@ -252,7 +241,7 @@ func (g *Generation) Close() {
 	for _, c := range g.clients {
 		c.Close() // idle upstream connections; none is in use any more
 	}
-	for _, s := range g.sims {
+	for _, s := range g.stops {
 		errs = append(errs, s.Close())
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -61,7 +61,7 @@ func (p *proxy) Handle(x *Exchange) error {
 				}
 				p.metrics.retry(pool)
 			}
-			t := pool.Pick(avoid)
+			t := pool.Pick(&x.rreq, avoid)
 			if t == nil {
 				if last == nil {
 					last = &Error{Status: fasthttp.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1,

@@ -99,14 +99,58 @@ type Factory struct {
 	New  func() Stage
 }
 
-// Registry holds the stage kinds the binary knows. The binary fills it
-// explicitly at start-up; it is read-only afterwards.
+// Registry holds the stage kinds and backend kinds the binary knows. The
+// binary fills it explicitly at start-up; it is read-only afterwards.
 type Registry struct {
-	kinds map[string]Factory
+	kinds    map[string]Factory
+	backends map[string]BackendKind
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{kinds: map[string]Factory{}} }
+// NewRegistry returns a registry with no stage kinds and one backend kind,
+// openai (OpenAIBackend).
+func NewRegistry() *Registry {
+	r := &Registry{kinds: map[string]Factory{}, backends: map[string]BackendKind{}}
+	r.RegisterBackend(OpenAIBackend)
+	return r
+}
+
+// RegisterBackend adds a backend kind; an empty name, a nil Open or a kind
+// registered twice panics (a wiring bug).
+func (r *Registry) RegisterBackend(k BackendKind) {
+	switch {
+	case k.Name == "" || k.Open == nil:
+		panic("gateway: backend kind without a name or an Open function")
+	case r.backends[k.Name].Open != nil:
+		panic("gateway: backend kind registered twice: " + k.Name)
+	}
+	r.backends[k.Name] = k
+}
+
+// BackendKinds lists the registered backend kinds, sorted.
+func (r *Registry) BackendKinds() []string {
+	ks := make([]string, 0, len(r.backends))
+	for k := range r.backends {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// openBackend opens config backend i with its kind. Its errors start with
+// the backend's "file:line: backends[i]".
+func (r *Registry) openBackend(file string, i int, b *config.Backend, env *BackendEnv) (Backend, error) {
+	at := config.Error{File: file, Line: b.Line, Path: fmt.Sprintf("backends[%d].kind", i)}
+	k, ok := r.backends[b.Kind]
+	if !ok {
+		at.Msg = fmt.Sprintf("backend kind %q is not registered in this binary (registered: %v)", b.Kind, r.BackendKinds())
+		return Backend{}, at
+	}
+	be, err := k.Open(env, b)
+	if err != nil {
+		return Backend{}, fmt.Errorf("%s:%d: backends[%d] (%s): %w", file, b.Line, i, b.Name, err)
+	}
+	return be, nil
+}
 
 // Register adds a stage kind; registering a kind twice panics (a wiring bug).
 func (r *Registry) Register(f Factory) {

@@ -74,14 +74,14 @@ func TestDocumentedZeros(t *testing.T) {
 			func(t *testing.T, g *gateway.Generation) {
 				p := g.Router.Pools()[0]
 				for i := range 2000 {
-					tg := p.Pick(nil)
+					tg := p.Pick(nil, nil)
 					if tg == nil || tg.Upstream.Name != "a" {
 						t.Fatalf("pick %d: %v; want a every time", i, tg)
 					}
 					tg.Upstream.Release()
 				}
 				// Not even when a, the other target, is the one to avoid.
-				if tg := p.Pick(p.Targets[0]); tg == nil || tg.Upstream.Name != "a" {
+				if tg := p.Pick(nil, p.Targets[0]); tg == nil || tg.Upstream.Name != "a" {
 					t.Fatalf("Pick(avoid a) = %v; want a again rather than the weight-0 b", tg)
 				}
 			}},
@@ -90,7 +90,7 @@ func TestDocumentedZeros(t *testing.T) {
 				seen := map[string]int{}
 				p := g.Router.Pools()[0]
 				for range 2000 {
-					tg := p.Pick(nil)
+					tg := p.Pick(nil, nil)
 					seen[tg.Upstream.Name]++
 					tg.Upstream.Release()
 				}
@@ -170,7 +170,7 @@ func TestDocumentedZeros(t *testing.T) {
 			func(t *testing.T, g *gateway.Generation) {
 				p := g.Router.Pools()[0]
 				for i := range 1000 {
-					if p.Pick(nil) == nil {
+					if p.Pick(nil, nil) == nil {
 						t.Fatalf("pick %d refused", i)
 					}
 				}

@@ -1,15 +1,20 @@
-// Package plugins registers Switchyard's built-in stages. The binary calls
-// RegisterAll explicitly; nothing registers itself from init.
+// Package plugins registers Switchyard's built-in stages and backend kinds.
+// The binary calls RegisterAll explicitly; nothing registers itself from
+// init.
 package plugins
 
 import (
 	"switchyard/gateway"
 	"switchyard/plugins/defaults"
 	"switchyard/plugins/headers"
+	"switchyard/plugins/simbackend"
 )
 
-// RegisterAll adds every built-in stage kind to reg.
+// RegisterAll adds every built-in stage kind and backend kind to reg (the
+// backend kind openai is the gateway's own and comes with
+// gateway.NewRegistry).
 func RegisterAll(reg *gateway.Registry) {
 	reg.Register(defaults.Factory)
 	reg.Register(headers.Factory)
+	reg.RegisterBackend(simbackend.Kind)
 }

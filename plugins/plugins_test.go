@@ -13,6 +13,9 @@ func TestRegisterAll(t *testing.T) {
 	if got, want := reg.Kinds(), []string{"defaults", "headers"}; !slices.Equal(got, want) {
 		t.Errorf("registered kinds = %v, want %v", got, want)
 	}
+	if got, want := reg.BackendKinds(), []string{"openai", "sim"}; !slices.Equal(got, want) {
+		t.Errorf("registered backend kinds = %v, want %v", got, want)
+	}
 	defer func() {
 		if recover() == nil {
 			t.Error("registering the built-in stages twice did not panic")

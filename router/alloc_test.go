@@ -29,9 +29,9 @@ func TestZeroAllocs(t *testing.T) {
 	}
 	for _, p := range r.Pools() {
 		cases["Pick/"+p.Name] = func() {
-			tg := p.Pick(nil)
+			tg := p.Pick(req, nil)
 			tg.Upstream.Release()
-			tg = p.Pick(tg)
+			tg = p.Pick(req, tg)
 			tg.Upstream.Release()
 		}
 	}

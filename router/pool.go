@@ -1,49 +1,15 @@
 package router
 
 import (
-	"math/rand/v2"
-	"sync/atomic"
 	"time"
 )
-
-// Strategy is how a pool spreads requests over its targets.
-type Strategy uint8
-
-// Balancing strategies.
-const (
-	RoundRobin       Strategy = iota // "round_robin": each target in turn (atomic counter)
-	Weighted                         // "weighted": random, proportional to Target.Weight
-	LeastOutstanding                 // "least_outstanding": power of two random choices on Upstream.Inflight
-)
-
-var strategyNames = [...]string{RoundRobin: "round_robin", Weighted: "weighted", LeastOutstanding: "least_outstanding"}
-
-// String returns the strategy's config name.
-func (s Strategy) String() string {
-	if int(s) < len(strategyNames) {
-		return strategyNames[s]
-	}
-	return "unknown"
-}
-
-func parseStrategy(s string) (Strategy, bool) {
-	if s == "" {
-		return RoundRobin, true
-	}
-	for i, name := range strategyNames {
-		if s == name {
-			return Strategy(i), true
-		}
-	}
-	return 0, false
-}
 
 // Target is one way to serve a pool's requests: an upstream and the model id
 // to ask it for.
 type Target struct {
 	Upstream *Upstream
 	Model    string // the backend's model id; "" = forward the requested model unchanged
-	Weight   int    // >= 0; under Weighted, 0 = never picked (other strategies ignore it)
+	Weight   int    // >= 0; under a weighted strategy 0 = never picked (other strategies ignore it)
 	Index    int    // position in Pool.Targets
 }
 
@@ -51,38 +17,61 @@ type Target struct {
 // fallback pools and a retry policy.
 type Pool struct {
 	Name      string
-	Index     int // position in Router.Pools()
-	Strategy  Strategy
+	Index     int    // position in Router.Pools()
+	Strategy  string // the strategy's name
 	Targets   []*Target
 	Fallbacks []*Pool      // tried in order when this pool cannot serve
 	Attempts  int          // tries per pool, the first one included; >= 1
 	Retry     *RetryBudget // nil when Attempts == 1
 
-	next        atomic.Uint64 // round robin position
-	cumWeight   []int         // running sums of target weights
-	totalWeight int
+	bal      Balancer
+	weighted bool // Strategy.Weighted: weight-0 targets are out
 }
 
-// Pick chooses a target whose upstream is healthy and below its maximum
+// Pick chooses a target for one attempt of req: its pool's balancer decides
+// among the targets whose upstream is healthy and below its maximum
 // concurrency, avoiding avoid (the target that just failed; may be nil)
-// unless it is the only one left. It returns nil when no target can take the
-// request; the gateway then answers 503 (there is no fail-open "panic mode":
-// an all-ejected pool serves nothing until a cool-down ends or an active
-// check succeeds).
+// unless it is the only one left. req is the request's view, as for
+// Router.Match; nil is taken as an empty one. Pick returns nil when no
+// target can take the request; the gateway then answers 503 (there is no
+// fail-open "panic mode": an all-ejected pool serves nothing until a
+// cool-down ends or an active check succeeds). A pool of one target does
+// not ask its balancer.
 //
 // On success Pick has taken a concurrency slot on the target's upstream: the
 // caller must call t.Upstream.Release() exactly once when the attempt ends.
 // Pick reads the clock only if some upstream it looks at was ejected. It is
-// safe for concurrent use and allocates nothing.
-func (p *Pool) Pick(avoid *Target) *Target {
-	var clk lazyClock
-	return p.pick(avoid, &clk)
+// safe for concurrent use and allocates nothing (req escapes: pass one that
+// lives in something pooled, as the gateway's exchange does).
+func (p *Pool) Pick(req *Request, avoid *Target) *Target {
+	return p.pick(req, avoid, Clock{})
 }
 
 // PickAt is Pick with an explicit clock, for tests and simulations.
-func (p *Pool) PickAt(avoid *Target, now time.Time) *Target {
-	clk := lazyClock{now: now.UnixNano(), set: true}
-	return p.pick(avoid, &clk)
+func (p *Pool) PickAt(req *Request, avoid *Target, now time.Time) *Target {
+	return p.pick(req, avoid, ClockAt(now))
+}
+
+// noRequest stands for a nil request; balancers never change requests.
+var noRequest Request
+
+func (p *Pool) pick(req *Request, avoid *Target, clk Clock) *Target {
+	if len(p.Targets) == 1 {
+		if t := p.Targets[0]; p.Take(t, &clk) {
+			return t
+		}
+		return nil
+	}
+	if req == nil {
+		req = &noRequest
+	}
+	if t := p.bal.Pick(p, req, avoid, clk); t != nil {
+		return t
+	}
+	if avoid != nil && avoid.Index < len(p.Targets) && p.Targets[avoid.Index] == avoid && p.Take(avoid, &clk) {
+		return avoid
+	}
+	return nil
 }
 
 // Healthy reports whether at least one target that may be picked has a
@@ -96,98 +85,37 @@ func (p *Pool) Healthy(now time.Time) bool {
 	return false
 }
 
-// serves reports whether t may be picked at all: under Weighted, a target
-// of weight 0 never is.
-func (p *Pool) serves(t *Target) bool { return p.Strategy != Weighted || t.Weight > 0 }
+// serves reports whether t may be picked at all: under a weighted
+// strategy, a target of weight 0 never is.
+func (p *Pool) serves(t *Target) bool { return !p.weighted || t.Weight > 0 }
 
-func (p *Pool) pick(avoid *Target, clk *lazyClock) *Target {
-	n := len(p.Targets)
-	if n == 1 {
-		if t := p.Targets[0]; t.Upstream.healthy(clk) && t.Upstream.TryAcquire() {
-			return t
-		}
-		return nil
-	}
-	var t *Target
-	switch p.Strategy {
-	case Weighted:
-		t = p.scan(p.weightedIndex(), avoid, clk)
-	case LeastOutstanding:
-		t = p.leastOutstanding(avoid, clk)
-	default:
-		t = p.scan(int((p.next.Add(1)-1)%uint64(n)), avoid, clk)
-	}
-	if t == nil && avoid != nil && avoid.Index < n && p.Targets[avoid.Index] == avoid && p.serves(avoid) &&
-		avoid.Upstream.healthy(clk) && avoid.Upstream.TryAcquire() {
-		return avoid
-	}
-	return t
+// Usable reports whether t may take a request at clk: its weight allows it
+// (see Strategy.Weighted) and its upstream is healthy. It does not look at
+// concurrency. An upstream whose ejection is found over goes back into
+// rotation here.
+func (p *Pool) Usable(t *Target, clk *Clock) bool {
+	return p.serves(t) && t.Upstream.healthy(clk)
 }
 
-// scan takes the first usable target from start on, in ring order.
-func (p *Pool) scan(start int, avoid *Target, clk *lazyClock) *Target {
+// Take is Usable and then a concurrency slot on t's upstream: on true the
+// caller holds the slot (see Pick).
+func (p *Pool) Take(t *Target, clk *Clock) bool {
+	return p.Usable(t, clk) && t.Upstream.TryAcquire()
+}
+
+// TakeFrom takes the first target from index start on, in ring order,
+// that is not avoid and for which Take succeeds; nil when there is none.
+// start must be in [0, len(p.Targets)).
+func (p *Pool) TakeFrom(start int, avoid *Target, clk *Clock) *Target {
 	n := len(p.Targets)
 	for k := 0; k < n; k++ {
 		i := start + k
 		if i >= n {
 			i -= n
 		}
-		if t := p.Targets[i]; t != avoid && p.serves(t) && t.Upstream.healthy(clk) && t.Upstream.TryAcquire() {
+		if t := p.Targets[i]; t != avoid && p.Take(t, clk) {
 			return t
 		}
 	}
 	return nil
-}
-
-// weightedIndex draws a target index with probability proportional to its
-// weight.
-func (p *Pool) weightedIndex() int {
-	r := rand.IntN(p.totalWeight)
-	lo, hi := 0, len(p.cumWeight)-1
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if p.cumWeight[mid] > r {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
-	}
-	return lo
-}
-
-// leastOutstanding compares two distinct random targets and takes the one
-// with fewer requests in flight; when neither can be used it falls back to
-// the least loaded usable target overall.
-func (p *Pool) leastOutstanding(avoid *Target, clk *lazyClock) *Target {
-	n := len(p.Targets)
-	i := rand.IntN(n)
-	j := rand.IntN(n - 1)
-	if j >= i {
-		j++
-	}
-	a, b := p.Targets[i], p.Targets[j]
-	if b.Upstream.Inflight() < a.Upstream.Inflight() {
-		a, b = b, a
-	}
-	for _, t := range [2]*Target{a, b} {
-		if t != avoid && t.Upstream.healthy(clk) && t.Upstream.TryAcquire() {
-			return t
-		}
-	}
-	for {
-		var best *Target
-		for _, t := range p.Targets {
-			if t != avoid && t.Upstream.healthy(clk) && !t.Upstream.full() &&
-				(best == nil || t.Upstream.Inflight() < best.Upstream.Inflight()) {
-				best = t
-			}
-		}
-		if best == nil {
-			return nil
-		}
-		if best.Upstream.TryAcquire() {
-			return best
-		}
-		// Lost a race for its last slot; look again.
-	}
 }

@@ -25,7 +25,7 @@ func TestConcurrentPick(t *testing.T) {
 		wg.Go(func() {
 			p := r.Pools()[g%3]
 			for i := range 2000 {
-				tg := p.Pick(nil)
+				tg := p.Pick(nil, nil)
 				if tg == nil {
 					continue
 				}

@@ -15,7 +15,7 @@
 //		var last *Target
 //		for try := 0; try < p.Attempts; try++ {
 //			if try > 0 && !p.Retry.AllowRetry(now) { break }
-//			t := p.Pick(last)            // nil: nothing usable, next pool
+//			t := p.Pick(&req, last)      // nil: nothing usable, next pool
 //			... send; t.Upstream.Release(); ReportSuccess or ReportFailure ...
 //			last = t
 //		}
@@ -29,6 +29,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"switchyard/internal/httpname"
 )
 
 // Spec is everything a Router is built from. The router has no defaults of
@@ -44,6 +46,10 @@ type Spec struct {
 	// It runs on a request's path, so it should be quick. (Ejections are
 	// reported by the result of Upstream.ReportFailure.)
 	OnReturn func(u *Upstream)
+
+	// Strategies are the balancing strategies pools may name; nil = the
+	// built-in ones (NewStrategies).
+	Strategies *Strategies
 }
 
 // UpstreamSpec describes one backend server.
@@ -57,7 +63,7 @@ type UpstreamSpec struct {
 // PoolSpec describes a set of targets serving one model.
 type PoolSpec struct {
 	Name      string
-	Strategy  string // "round_robin" ("" too), "weighted" or "least_outstanding"
+	Strategy  string // a name in Spec.Strategies: "round_robin" ("" too), "weighted", "least_outstanding", ...
 	Targets   []TargetSpec
 	Fallbacks []string // pool names, tried in order; must not form a cycle
 	Retry     RetrySpec
@@ -67,7 +73,7 @@ type PoolSpec struct {
 type TargetSpec struct {
 	Upstream string
 	Model    string // backend's model id; "" = forward the requested model unchanged
-	Weight   int    // share under "weighted", >= 0; 0 = never picked by "weighted"; other strategies ignore it
+	Weight   int    // share under a weighted strategy, >= 0; 0 = never picked by one; other strategies ignore it
 }
 
 // RetrySpec limits retries within one pool.
@@ -100,8 +106,8 @@ type MetadataGetter interface {
 	Metadata(key string) ([]byte, bool)
 }
 
-// Request is the view of a request that routing looks at. Header and
-// Metadata may be nil; routes that need them then do not match.
+// Request is the view of a request that routing and balancing look at.
+// Header and Metadata may be nil; routes that need them then do not match.
 type Request struct {
 	Model       []byte
 	Header      HeaderGetter
@@ -109,6 +115,13 @@ type Request struct {
 	Tenant      string
 	Metadata    MetadataGetter
 	PromptBytes int
+
+	// Hints for balancers (Balancer.Pick), filled by the caller when it
+	// knows them; zero means unknown, and a balancer that needs one then
+	// picks as if it had none. The built-in strategies read none of them.
+	PrefixHash uint64 // hash of the prompt's leading part, for prefix (KV-cache) affinity
+	SessionKey []byte // a stable caller or conversation identity, for sticky sessions
+	Tokens     int    // estimated prompt tokens, for load-aware scoring
 }
 
 // Route is a compiled routing rule.
@@ -158,6 +171,10 @@ func New(s Spec) (*Router, error) {
 		upByName:   make(map[string]*Upstream, len(s.Upstreams)),
 		ejectMu:    new(sync.Mutex),
 	}
+	strategies := s.Strategies
+	if strategies == nil {
+		strategies = builtin
+	}
 
 	for i, us := range s.Upstreams {
 		at := fmt.Sprintf("upstreams[%d] %q", i, us.Name)
@@ -203,34 +220,45 @@ func New(s Spec) (*Router, error) {
 		built[i] = p
 		r.pools = append(r.pools, p)
 		r.poolByName[p.Name] = p
-		st, ok := parseStrategy(ps.Strategy)
+		st, ok := strategies.Lookup(ps.Strategy)
 		if !ok {
-			fail("%s: unknown strategy %q (want round_robin, weighted or least_outstanding)", at, ps.Strategy)
+			fail("%s: unknown strategy %q (want one of %s)", at, ps.Strategy, strings.Join(strategies.Names(), ", "))
 		}
-		p.Strategy = st
+		p.Strategy, p.weighted = st.Name, st.Weighted
 		if len(ps.Targets) == 0 {
 			fail("%s: no targets", at)
 		}
+		total, targetsOK := 0, true
 		for j, ts := range ps.Targets {
 			u := r.upByName[ts.Upstream]
 			if u == nil {
 				fail("%s: targets[%d]: no upstream %q", at, j, ts.Upstream)
+				targetsOK = false
 				continue
 			}
 			if ts.Weight < 0 {
 				fail("%s: targets[%d]: weight %d must be >= 0", at, j, ts.Weight)
+				targetsOK = false
 				continue
 			}
 			t := &Target{Upstream: u, Model: ts.Model, Weight: ts.Weight, Index: len(p.Targets)}
 			p.Targets = append(p.Targets, t)
-			p.totalWeight += t.Weight
-			p.cumWeight = append(p.cumWeight, p.totalWeight)
+			total += t.Weight
 			if !slices.Contains(u.pools, p) {
 				u.pools = append(u.pools, p)
 			}
 		}
-		if st == Weighted && len(p.Targets) > 0 && p.totalWeight == 0 {
-			fail("%s: strategy weighted needs a target with a positive weight", at)
+		switch {
+		case !ok || !targetsOK || len(p.Targets) == 0:
+		case st.Weighted && total == 0:
+			fail("%s: strategy %s needs a target with a positive weight", at, st.Name)
+		default:
+			var err error
+			if p.bal, err = st.New(p); err != nil {
+				fail("%s: strategy %s: %v", at, st.Name, err)
+			} else if p.bal == nil {
+				fail("%s: strategy %s made no balancer", at, st.Name)
+			}
 		}
 		rs := ps.Retry
 		switch {
@@ -293,7 +321,7 @@ func New(s Spec) (*Router, error) {
 		}
 		seen := make(map[string]string, len(rs.Headers))
 		for _, name := range sortedKeys(rs.Headers) {
-			canon := canonicalHeader(name)
+			canon := httpname.Canonical(name)
 			if canon == "" {
 				fail("%s: headers: invalid header name %q", at, name)
 				continue
@@ -346,50 +374,65 @@ func New(s Spec) (*Router, error) {
 	return r, nil
 }
 
-// fallbackCycle returns the pool names along a fallback cycle, or nil.
-func fallbackCycle(pools []*Pool) []string {
+// FallbackCycles finds the cycles of a fallback graph of n pools: the
+// router's, and the config package's, which reports them with their YAML
+// places. fallbacks(i) lists the pools pool i falls back to, by index, in
+// order; a negative index (an unknown pool) is skipped. The graph is walked
+// depth first from pool 0 on, and found is called for each fallback entry
+// (pool i's j-th) that closes a cycle, with the pools along it, from the
+// pool the entry points to round to it again. Each cycle is reported once.
+func FallbackCycles(n int, fallbacks func(i int) []int, found func(i, j int, cycle []int)) {
 	const (
 		unseen = iota
 		active
 		done
 	)
-	state := make([]uint8, len(pools))
-	var stack []*Pool
-	var visit func(p *Pool) []string
-	visit = func(p *Pool) []string {
-		state[p.Index] = active
-		stack = append(stack, p)
-		for _, fb := range p.Fallbacks {
-			switch state[fb.Index] {
-			case active:
-				var names []string
-				for i := len(stack) - 1; i >= 0; i-- {
-					if stack[i] == fb {
-						for _, q := range stack[i:] {
-							names = append(names, q.Name)
-						}
-						break
-					}
-				}
-				return append(names, fb.Name)
+	state := make([]uint8, n)
+	var stack []int
+	var visit func(i int)
+	visit = func(i int) {
+		state[i] = active
+		stack = append(stack, i)
+		for j, k := range fallbacks(i) {
+			if k < 0 || k >= n {
+				continue
+			}
+			switch state[k] {
 			case unseen:
-				if c := visit(fb); c != nil {
-					return c
-				}
+				visit(k)
+			case active:
+				at := slices.Index(stack, k)
+				found(i, j, append(slices.Clone(stack[at:]), k))
 			}
 		}
 		stack = stack[:len(stack)-1]
-		state[p.Index] = done
-		return nil
+		state[i] = done
 	}
-	for _, p := range pools {
-		if state[p.Index] == unseen {
-			if c := visit(p); c != nil {
-				return c
-			}
+	for i := range n {
+		if state[i] == unseen {
+			visit(i)
 		}
 	}
-	return nil
+}
+
+// fallbackCycle returns the pool names along the first fallback cycle, or
+// nil.
+func fallbackCycle(pools []*Pool) []string {
+	var names []string
+	FallbackCycles(len(pools), func(i int) []int {
+		fbs := make([]int, len(pools[i].Fallbacks))
+		for j, fb := range pools[i].Fallbacks {
+			fbs[j] = fb.Index
+		}
+		return fbs
+	}, func(_, _ int, cycle []int) {
+		if names == nil {
+			for _, k := range cycle {
+				names = append(names, pools[k].Name)
+			}
+		}
+	})
+	return names
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -399,37 +442,6 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// canonicalHeader returns name in canonical form ("x-team" -> "X-Team"), or
-// "" when it is not a valid header name token.
-func canonicalHeader(name string) string {
-	if name == "" {
-		return ""
-	}
-	b := []byte(name)
-	upper := true
-	for i, c := range b {
-		if !isTokenChar(c) {
-			return ""
-		}
-		switch {
-		case upper && 'a' <= c && c <= 'z':
-			b[i] = c - 'a' + 'A'
-		case !upper && 'A' <= c && c <= 'Z':
-			b[i] = c - 'A' + 'a'
-		}
-		upper = c == '-'
-	}
-	return string(b)
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // Match returns the first route whose conditions all hold for req, or nil.

@@ -70,12 +70,13 @@ func BenchmarkPick(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	req := benchRequest()
 	for _, p := range r.Pools() {
 		b.Run(p.Name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					t := p.Pick(nil)
+					t := p.Pick(req, nil)
 					t.Upstream.Release()
 				}
 			})

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -250,7 +251,7 @@ func TestZeroValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, q := r.Pools()[0], r.Pools()[1]
-	if p.Strategy != RoundRobin || p.Attempts != 1 || p.Retry != nil || p.Targets[0].Weight != 0 {
+	if p.Strategy != DefaultStrategy || p.Attempts != 1 || p.Retry != nil || p.Targets[0].Weight != 0 {
 		t.Errorf("pool zero values: %+v", p)
 	}
 	if q.Attempts != 3 || q.Retry == nil || q.Retry.budget != 0 || q.Retry.minPerSec != 0 {
@@ -272,11 +273,6 @@ func TestZeroValues(t *testing.T) {
 	}
 	if len(r.Routes()) != 0 {
 		t.Errorf("routes: %v", r.Routes())
-	}
-	for s, want := range map[Strategy]string{RoundRobin: "round_robin", Weighted: "weighted", LeastOutstanding: "least_outstanding", 9: "unknown"} {
-		if s.String() != want {
-			t.Errorf("Strategy(%d) = %q", s, s.String())
-		}
 	}
 }
 
@@ -307,7 +303,7 @@ func TestRoundRobinExact(t *testing.T) {
 	_, p := poolOf(t, "", threeUpstreams(), []TargetSpec{{Upstream: "a"}, {Upstream: "b"}, {Upstream: "c"}})
 	var got []string
 	for range 7 {
-		tg := p.Pick(nil)
+		tg := p.Pick(nil, nil)
 		got = append(got, tg.Upstream.Name)
 		tg.Upstream.Release()
 	}
@@ -322,7 +318,7 @@ func TestWeightedDistribution(t *testing.T) {
 	const n = 10000
 	counts := map[string]int{}
 	for range n {
-		tg := p.Pick(nil)
+		tg := p.Pick(nil, nil)
 		counts[tg.Upstream.Name]++
 		tg.Upstream.Release()
 	}
@@ -347,7 +343,7 @@ func TestLeastOutstanding(t *testing.T) {
 	}
 	counts := map[string]int{}
 	for range 3000 {
-		tg := p.Pick(nil)
+		tg := p.Pick(nil, nil)
 		counts[tg.Upstream.Name]++
 		tg.Upstream.Release()
 	}
@@ -360,7 +356,7 @@ func TestLeastOutstanding(t *testing.T) {
 	a.st.inflight.Store(0)
 	b.st.inflight.Store(0)
 	for range 30 {
-		p.Pick(nil)
+		p.Pick(nil, nil)
 	}
 	for _, u := range r.Upstreams() {
 		if n := u.Inflight(); n < 8 || n > 12 {
@@ -377,7 +373,7 @@ func TestPickAvoidAndHealth(t *testing.T) {
 			ta, tb := p.Targets[0], p.Targets[1]
 			now := time.Unix(1_000_000, 0)
 			for range 20 {
-				if got := p.PickAt(ta, now); got != tb {
+				if got := p.PickAt(nil, ta, now); got != tb {
 					t.Fatalf("PickAt(avoid a) = %v; want b", got.Upstream.Name)
 				}
 				tb.Upstream.Release()
@@ -400,18 +396,18 @@ func TestPickAvoidAndHealth(t *testing.T) {
 				t.Fatalf("EjectedUntil = %v", got)
 			}
 			for range 20 {
-				if got := p.PickAt(nil, now.Add(time.Second)); got != tb {
+				if got := p.PickAt(nil, nil, now.Add(time.Second)); got != tb {
 					t.Fatalf("picked %s while a is ejected", got.Upstream.Name)
 				}
 				tb.Upstream.Release()
 			}
 			// b is the one to avoid but a is ejected: b is still returned.
-			if got := p.PickAt(tb, now.Add(time.Second)); got != tb {
+			if got := p.PickAt(nil, tb, now.Add(time.Second)); got != tb {
 				t.Fatalf("PickAt(avoid b) with a ejected = %v; want b", got)
 			}
 			tb.Upstream.Release()
 			r.Upstream("b").SetActiveHealth(false)
-			if got := p.PickAt(nil, now.Add(time.Second)); got != nil {
+			if got := p.PickAt(nil, nil, now.Add(time.Second)); got != nil {
 				t.Fatalf("PickAt with every upstream down = %s; want nil", got.Upstream.Name)
 			}
 			if p.Healthy(now.Add(time.Second)) {
@@ -422,7 +418,7 @@ func TestPickAvoidAndHealth(t *testing.T) {
 			if !p.Healthy(later) {
 				t.Fatal("pool not healthy after the cool-down")
 			}
-			if got := p.PickAt(nil, later); got != ta {
+			if got := p.PickAt(nil, nil, later); got != ta {
 				t.Fatalf("after cool-down PickAt = %v; want a", got)
 			}
 			ta.Upstream.Release()
@@ -447,11 +443,11 @@ func TestPickWallClock(t *testing.T) {
 	if got := r.Upstream("a").ReportFailure(time.Now()); got != Ejected {
 		t.Fatalf("ReportFailure = %v; want Ejected", got)
 	}
-	if got := p.Pick(nil); got != nil {
+	if got := p.Pick(nil, nil); got != nil {
 		t.Fatal("Pick returned an ejected upstream")
 	}
 	r.Upstream("a").ReportFailure(time.Now().Add(-2 * time.Hour))
-	if got := p.Pick(nil); got == nil || got.Upstream.Name != "a" {
+	if got := p.Pick(nil, nil); got == nil || got.Upstream.Name != "a" {
 		t.Fatal("Pick did not return an upstream whose ejection ended")
 	}
 }
@@ -463,20 +459,20 @@ func TestMaxConcurrency(t *testing.T) {
 				[]TargetSpec{{Upstream: "a"}, {Upstream: "b"}})
 			var held []*Target
 			for range 3 {
-				tg := p.Pick(nil)
+				tg := p.Pick(nil, nil)
 				if tg == nil {
 					t.Fatalf("Pick = nil with %d of 3 slots held", len(held))
 				}
 				held = append(held, tg)
 			}
-			if tg := p.Pick(nil); tg != nil {
+			if tg := p.Pick(nil, nil); tg != nil {
 				t.Fatalf("Pick = %s with every slot held; want nil", tg.Upstream.Name)
 			}
 			if a, b := r.Upstream("a").Inflight(), r.Upstream("b").Inflight(); a != 2 || b != 1 {
 				t.Fatalf("inflight a=%d b=%d; want 2 and 1", a, b)
 			}
 			held[0].Upstream.Release()
-			if tg := p.Pick(nil); tg != held[0] {
+			if tg := p.Pick(nil, nil); tg != held[0] {
 				t.Fatalf("after a release Pick = %v; want %s", tg, held[0].Upstream.Name)
 			}
 		})
@@ -497,16 +493,16 @@ func TestMaxConcurrency(t *testing.T) {
 
 func TestSingleTargetPool(t *testing.T) {
 	r, p := poolOf(t, "least_outstanding", []UpstreamSpec{{Name: "a", MaxConcurrency: 1}}, []TargetSpec{{Upstream: "a"}})
-	tg := p.Pick(p.Targets[0])
+	tg := p.Pick(nil, p.Targets[0])
 	if tg == nil {
 		t.Fatal("single target avoided although it is the only one")
 	}
-	if p.Pick(nil) != nil {
+	if p.Pick(nil, nil) != nil {
 		t.Fatal("single target over its concurrency")
 	}
 	tg.Upstream.Release()
 	r.Upstream("a").SetActiveHealth(false)
-	if p.Pick(nil) != nil {
+	if p.Pick(nil, nil) != nil {
 		t.Fatal("single target picked while down")
 	}
 }
@@ -618,14 +614,14 @@ func TestInherit(t *testing.T) {
 		t.Fatalf("new b in flight = %d; want the old router's 2", n)
 	}
 	p := next.Pools()[0]
-	if p.PickAt(nil, now) == nil {
+	if p.PickAt(nil, nil, now) == nil {
 		t.Fatal("no third slot under the new limit of 3")
 	}
-	if p.PickAt(nil, now) != nil {
+	if p.PickAt(nil, nil, now) != nil {
 		t.Fatal("a fourth slot was given: the old router's requests were not counted")
 	}
 	ob.Release() // an old request ends: its slot frees the new router's counter
-	if p.PickAt(nil, now) == nil {
+	if p.PickAt(nil, nil, now) == nil {
 		t.Fatal("the slot released through the old router is not free in the new one")
 	}
 	if nb.MaxConcurrency != 3 || ob.MaxConcurrency != 2 {
@@ -707,7 +703,7 @@ func TestOnReturn(t *testing.T) {
 		t.Fatalf("ReportFailure = %v; want Ejected", got)
 	}
 	for i := range 4 {
-		if tg := p.PickAt(nil, now.Add(time.Second)); tg != nil {
+		if tg := p.PickAt(nil, nil, now.Add(time.Second)); tg != nil {
 			tg.Upstream.Release()
 		}
 		if i == 3 && len(returned) != 0 {
@@ -715,11 +711,40 @@ func TestOnReturn(t *testing.T) {
 		}
 	}
 	for range 4 {
-		if tg := p.PickAt(nil, now.Add(time.Minute)); tg != nil {
+		if tg := p.PickAt(nil, nil, now.Add(time.Minute)); tg != nil {
 			tg.Upstream.Release()
 		}
 	}
 	if !slices.Equal(returned, []string{"a"}) {
 		t.Fatalf("OnReturn calls = %v; want exactly one for a", returned)
+	}
+}
+
+func TestFallbackCycles(t *testing.T) {
+	type edge struct{ i, j int }
+	tests := []struct {
+		name  string
+		graph [][]int
+		want  map[edge]string // closing entry -> cycle
+	}{
+		{"none", [][]int{{1, 2}, {2}, {}}, map[edge]string{}},
+		{"two", [][]int{{1}, {0}}, map[edge]string{{1, 0}: "[0 1 0]"}},
+		{"three, closed late", [][]int{{-1, 1}, {2}, {0}}, map[edge]string{{2, 0}: "[0 1 2 0]"}},
+		{"two loops", [][]int{{1}, {0, 2}, {3}, {2}}, map[edge]string{{1, 0}: "[0 1 0]", {3, 0}: "[2 3 2]"}},
+		{"unknown and out of range skipped", [][]int{{-1, 7}, {1}}, map[edge]string{{1, 0}: "[1 1]"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[edge]string{}
+			FallbackCycles(len(tc.graph), func(i int) []int { return tc.graph[i] }, func(i, j int, cycle []int) {
+				if _, dup := got[edge{i, j}]; dup {
+					t.Errorf("entry %d.%d reported twice", i, j)
+				}
+				got[edge{i, j}] = fmt.Sprint(cycle)
+			})
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("graph %v: cycles %v, want %v", tc.graph, got, tc.want)
+			}
+		})
 	}
 }

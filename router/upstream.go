@@ -124,7 +124,7 @@ func (u *Upstream) othersHealthy(now time.Time) bool {
 	for _, p := range u.pools {
 		ok := false
 		for _, t := range p.Targets {
-			if t.Upstream.st != u.st && (p.Strategy != Weighted || t.Weight > 0) && t.Upstream.Healthy(now) {
+			if t.Upstream.st != u.st && p.serves(t) && t.Upstream.Healthy(now) {
 				ok = true
 				break
 			}
@@ -166,7 +166,7 @@ func (u *Upstream) EjectedUntil() time.Time {
 // healthy is Healthy for the pick path: the clock is read only when the
 // upstream was ejected, and an expired ejection is cleared so that later
 // picks skip the clock again. The pick that clears it calls Spec.OnReturn.
-func (u *Upstream) healthy(clk *lazyClock) bool {
+func (u *Upstream) healthy(clk *Clock) bool {
 	if u.st.activeDown.Load() {
 		return false
 	}
@@ -174,7 +174,7 @@ func (u *Upstream) healthy(clk *lazyClock) bool {
 	if until == 0 {
 		return true
 	}
-	if clk.unixNano() < until {
+	if clk.UnixNano() < until {
 		return false
 	}
 	if u.st.ejectedUntil.CompareAndSwap(until, 0) && u.onReturn != nil {
@@ -183,13 +183,19 @@ func (u *Upstream) healthy(clk *lazyClock) bool {
 	return true
 }
 
-// lazyClock reads the wall clock at most once, and only if asked.
-type lazyClock struct {
+// Clock is the time of one pick, read from the wall clock at most once and
+// only if asked: most picks look at no ejected upstream and never read it.
+// The zero Clock reads time.Now on first use; ClockAt gives a fixed one.
+type Clock struct {
 	now int64
 	set bool
 }
 
-func (c *lazyClock) unixNano() int64 {
+// ClockAt returns a Clock fixed at t.
+func ClockAt(t time.Time) Clock { return Clock{now: t.UnixNano(), set: true} }
+
+// UnixNano returns the clock's time, reading the wall clock on first use.
+func (c *Clock) UnixNano() int64 {
 	if !c.set {
 		c.now, c.set = time.Now().UnixNano(), true
 	}

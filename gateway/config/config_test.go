@@ -570,3 +570,32 @@ func TestErrorf(t *testing.T) {
 		}
 	}
 }
+
+func TestParseKeyHash(t *testing.T) {
+	const hex64 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	tests := []struct {
+		name, in, err string // err "" = parses
+	}{
+		{"lower", hex64, ""},
+		{"upper", strings.ToUpper(hex64), ""},
+		{"short", hex64[:4], "invalid SHA-256: want 64 hex digits, got 4 characters"},
+		{"long", hex64 + "00", "invalid SHA-256: want 64 hex digits, got 66 characters"},
+		{"not hex", "zz" + hex64[2:], "invalid SHA-256: want 64 hex digits (0-9, a-f), got other characters"},
+		{"empty", "", "invalid SHA-256: want 64 hex digits, got 0 characters"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sum, err := ParseKeyHash(tc.in)
+			switch {
+			case tc.err != "":
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("ParseKeyHash(%q) error %v, want %s", tc.in, err, tc.err)
+				}
+			case err != nil:
+				t.Fatalf("ParseKeyHash(%q): %v", tc.in, err)
+			case fmt.Sprintf("%x", sum) != hex64:
+				t.Fatalf("ParseKeyHash(%q) = %x", tc.in, sum)
+			}
+		})
+	}
+}

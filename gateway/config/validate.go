@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -8,8 +9,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"switchyard/router"
 	"unicode"
+
+	"switchyard/internal/httpname"
+	"switchyard/router"
 )
 
 // Validate checks a defaulted config: references between backends, pools
@@ -265,10 +268,10 @@ func (v *validator) models(backends map[string]bool, poolsIncomplete bool) map[s
 		if v.name(p+".name", "model pool name", m.Name, seen) {
 			pools[m.Name] = i
 		}
-		switch m.Strategy {
-		case StrategyRoundRobin, StrategyWeighted, StrategyLeastOutstanding:
-		default:
-			v.add(p+".strategy", "unknown strategy %q (want round_robin, weighted or least_outstanding)", m.Strategy)
+		// The router's strategies are the only strategies.
+		st, stOK := router.BuiltinStrategy(m.Strategy)
+		if !stOK {
+			v.add(p+".strategy", "unknown strategy %q (want one of %s)", m.Strategy, strings.Join(router.BuiltinStrategyNames(), ", "))
 		}
 		if len(m.Targets) == 0 {
 			v.add(p+".targets", "at least one target is required")
@@ -297,8 +300,8 @@ func (v *validator) models(backends map[string]bool, poolsIncomplete bool) map[s
 				total += t.Weight
 			}
 		}
-		if m.Strategy == StrategyWeighted && len(m.Targets) > 0 && total == 0 {
-			v.add(p+".targets", "strategy weighted needs a target with a positive weight")
+		if stOK && st.Weighted && len(m.Targets) > 0 && total == 0 {
+			v.add(p+".targets", "strategy %s needs a target with a positive weight", st.Name)
 		}
 		r := &m.Retry
 		if r.Attempts < 1 {
@@ -334,50 +337,26 @@ func (v *validator) models(backends map[string]bool, poolsIncomplete bool) map[s
 }
 
 // fallbackCycles reports each loop in the fallback graph once, at the
-// fallback entry that closes it.
+// fallback entry that closes it (router.FallbackCycles finds them).
 func (v *validator) fallbackCycles(pools map[string]int) {
-	const (
-		white = iota
-		grey
-		black
-	)
 	models := v.c.Models
-	color := make([]int, len(models))
-	var stack []int
-	var visit func(i int)
-	visit = func(i int) {
-		color[i] = grey
-		stack = append(stack, i)
+	router.FallbackCycles(len(models), func(i int) []int {
+		fbs := make([]int, len(models[i].Fallbacks))
 		for j, f := range models[i].Fallbacks {
-			k, ok := pools[f]
-			if !ok || k == i {
-				continue
-			}
-			switch color[k] {
-			case white:
-				visit(k)
-			case grey:
-				var names []string
-				for s := len(stack) - 1; s >= 0; s-- {
-					if stack[s] == k {
-						for _, x := range stack[s:] {
-							names = append(names, models[x].Name)
-						}
-						break
-					}
-				}
-				names = append(names, models[k].Name)
-				v.add(indexPath(indexPath("models", i)+".fallbacks", j), "fallback cycle: %s", strings.Join(names, " -> "))
+			if k, ok := pools[f]; ok && k != i {
+				fbs[j] = k
+			} else {
+				fbs[j] = -1 // unknown or itself: reported as such
 			}
 		}
-		stack = stack[:len(stack)-1]
-		color[i] = black
-	}
-	for i := range models {
-		if _, ok := pools[models[i].Name]; ok && color[i] == white && pools[models[i].Name] == i {
-			visit(i)
+		return fbs
+	}, func(i, j int, cycle []int) {
+		names := make([]string, len(cycle))
+		for n, k := range cycle {
+			names[n] = models[k].Name
 		}
-	}
+		v.add(indexPath(indexPath("models", i)+".fallbacks", j), "fallback cycle: %s", strings.Join(names, " -> "))
+	})
 }
 
 func (v *validator) globs(p string, l StringList) {
@@ -434,7 +413,7 @@ func (v *validator) routes(pools map[string]int, poolsIncomplete bool) {
 		}
 		for h, g := range m.Header {
 			hp := p + ".match.header." + h
-			if !validHeaderName(h) {
+			if !httpname.Valid(h) {
 				v.add(hp, "invalid header name %q", h)
 			}
 			v.glob(hp, g)
@@ -472,59 +451,34 @@ func (m *Match) empty() bool {
 		len(m.Metadata) == 0 && m.MinPromptBytes == 0 && m.MaxPromptBytes == 0
 }
 
-// validHeaderName reports whether h is an HTTP header field name (an RFC 9110
-// token).
-func validHeaderName(h string) bool {
-	if h == "" {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 func (v *validator) keys() {
 	ids := map[string]string{}
-	hashes := map[string]string{}
+	hashes := map[[32]byte]string{}
 	for i := range v.c.Keys {
 		k := &v.c.Keys[i]
 		p := indexPath("keys", i)
 		v.name(p+".id", "key id", k.ID, ids)
-		switch {
-		case k.SHA256 == "":
+		if k.SHA256 == "" {
 			v.add(p+".sha256", "required: the hex SHA-256 of the key")
-		case len(k.SHA256) != 64:
-			v.add(p+".sha256", "invalid SHA-256: want 64 hex digits, got %d characters", len(k.SHA256))
-		case !validSHA256(k.SHA256):
-			v.add(p+".sha256", "invalid SHA-256: want 64 hex digits (0-9, a-f), got other characters")
-		default:
-			h := strings.ToLower(k.SHA256)
-			if first, dup := hashes[h]; dup {
-				v.add(p+".sha256", "duplicate key hash%s", v.lineOf(first))
-			} else {
-				hashes[h] = p + ".sha256"
-			}
+		} else if sum, err := ParseKeyHash(k.SHA256); err != nil {
+			v.add(p+".sha256", "%v", err)
+		} else if first, dup := hashes[sum]; dup {
+			v.add(p+".sha256", "duplicate key hash%s", v.lineOf(first))
+		} else {
+			hashes[sum] = p + ".sha256"
 		}
 		v.globs(p+".models", k.Models)
 	}
 }
 
-func validSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
+// ParseKeyHash decodes a key's hex SHA-256 (keys[].sha256; either case):
+// the one check of key hashes, used by validation and by the gateway.
+func ParseKeyHash(s string) (sum [32]byte, err error) {
+	if len(s) != 2*len(sum) {
+		return sum, fmt.Errorf("invalid SHA-256: want 64 hex digits, got %d characters", len(s))
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
+	if _, err := hex.Decode(sum[:], []byte(s)); err != nil {
+		return sum, fmt.Errorf("invalid SHA-256: want 64 hex digits (0-9, a-f), got other characters")
 	}
-	return true
+	return sum, nil
 }

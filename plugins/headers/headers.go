@@ -13,11 +13,11 @@ package headers
 
 import (
 	"fmt"
-	"net/textproto"
 	"sort"
 	"strings"
 
 	"switchyard/gateway"
+	"switchyard/internal/httpname"
 )
 
 // Factory registers the stage kind "headers".
@@ -61,27 +61,22 @@ func (r *Rules) compile(side string) error {
 		if strings.ContainsAny(r.Set[k], "\r\n") {
 			return fmt.Errorf("headers.%s.set.%s: value contains a line break", side, k)
 		}
-		r.set = append(r.set, gateway.Header{Key: textproto.CanonicalMIMEHeaderKey(k), Value: r.Set[k]})
+		r.set = append(r.set, gateway.Header{Key: httpname.Canonical(k), Value: r.Set[k]})
 	}
 	for i, k := range r.Remove {
 		if err := checkName(k); err != nil {
 			return fmt.Errorf("headers.%s.remove[%d]: %w", side, i, err)
 		}
-		r.Remove[i] = textproto.CanonicalMIMEHeaderKey(k)
+		r.Remove[i] = httpname.Canonical(k)
 	}
 	return nil
 }
 
 func checkName(k string) error {
-	if k == "" {
-		return fmt.Errorf("empty header name")
+	if err := httpname.Check(k); err != nil {
+		return err
 	}
-	for _, c := range k {
-		if c <= ' ' || c >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", c) {
-			return fmt.Errorf("header name %q has an invalid character %q", k, c)
-		}
-	}
-	if protected[textproto.CanonicalMIMEHeaderKey(k)] {
+	if protected[httpname.Canonical(k)] {
 		return fmt.Errorf("header %q is managed by the gateway and cannot be changed", k)
 	}
 	return nil
