@@ -99,6 +99,10 @@ func (c *exchangeContext) cancel(err error) {
 		return
 	}
 	c.err = err
+	// Under the lock: the exchange's release cancels its context first, so
+	// it waits for a cancel from another goroutine (the route's timer, a
+	// Server.Do caller's context) to be done with the exchange.
+	c.x.call.Cancel()
 	if c.done != nil {
 		close(c.done)
 	}
@@ -108,7 +112,6 @@ func (c *exchangeContext) cancel(err error) {
 	afters := c.afters
 	c.afters = nil
 	c.mu.Unlock()
-	c.x.call.Cancel()
 	for a := range afters {
 		go a.f()
 	}

@@ -131,6 +131,7 @@ func acquireExchange() *Exchange {
 		return v.(*Exchange)
 	}
 	x := &Exchange{watchShard: watchSeq.Add(1) % watchShards}
+	x.up.x = x
 	x.writeFn = x.writeStream
 	x.ctx = &exchangeContext{x: x}
 	return x
@@ -181,7 +182,7 @@ func releaseExchange(x *Exchange) {
 		usageBody:             trimBuf(x.usageBody),
 		upModel:               trimBuf(x.upModel),
 		rateLimitKeys:         x.rateLimitKeys[:0],
-		up:                    upstreamSource{events: x.up.events},
+		up:                    upstreamSource{x: x, events: x.up.events},
 		relay:                 relay{out: trimBuf(r.out), obsBuf: r.obsBuf[:0], split: trimBuf(r.split)},
 		writeFn:               x.writeFn,
 		watchShard:            x.watchShard,
@@ -320,6 +321,7 @@ func (x *Exchange) closeSource() {
 // stages and for tools; the server itself takes exchanges from its pool.
 func NewExchange(op Op, body []byte) (*Exchange, error) {
 	x := &Exchange{Op: op, Start: time.Now()}
+	x.up.x = x
 	x.writeFn = x.writeStream
 	x.ctx = &exchangeContext{x: x}
 	x.Body = append([]byte(nil), body...)

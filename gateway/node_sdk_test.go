@@ -26,7 +26,8 @@ func nodeRequired() bool {
 // TestNodeSDK runs the official OpenAI Node SDK (gateway/testdata/node,
 // installed by `npm ci` there, as .ci/run does) against the gateway: plain
 // and streamed chat, completions, embeddings (base64 on the wire, the Node
-// SDK's default), the model list and a typed 404. Without node or the SDK
+// SDK's default), the model list, a typed 404, and streams a stage answers
+// from a stored answer (Replay) and with text it produces (Synth). Without node or the SDK
 // it skips, or fails when SWITCHYARD_REQUIRE_NODE is set.
 func TestNodeSDK(t *testing.T) {
 	missing := func(reason string) {
@@ -43,7 +44,12 @@ func TestNodeSDK(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai")); err != nil {
 		missing("the Node SDK is not installed; run `npm ci --prefix gateway/testdata/node` (as .ci/run does)")
 	}
-	g := startGateway(t, simConfig(""))
+	g := startGateway(t, simConfig(`
+routes:
+  - {name: replay, match: {model: canned-replay}, chain: [{test_canned: {mode: replay}}], to: sim-chat}
+  - {name: synth, match: {model: canned-synth}, chain: [{test_canned: {mode: synth}}], to: sim-chat}
+  - {name: default}
+`))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "node", filepath.Join(dir, "sdk.mjs"), g.url+"/v1").CombinedOutput()

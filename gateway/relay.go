@@ -132,13 +132,8 @@ func (x *Exchange) relayNext() ([]byte, error) {
 		r.itlH.Update(now.Sub(r.last).Seconds())
 	}
 	r.last = now
-	if pt, ct, ok := sse.ScanUsage(data); ok {
-		x.Usage = Usage{pt, ct}
-		if x.hideUsage && usageOnly(data) {
-			return nil, nil // asked for by the gateway, not by the client
-		}
-	} else if x.Op == OpResponses && bytes.Contains(data, []byte(`"response.completed"`)) {
-		x.Usage = responsesUsage(data)
+	if x.hideUsage && x.source == EventSource(&x.up) && x.up.usageEvent && usageOnly(data) {
+		return nil, nil // asked for by the gateway, not by the client
 	}
 	if sse.IsDone(data) {
 		r.sawDone = true

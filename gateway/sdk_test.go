@@ -80,6 +80,7 @@ func (s *panicStage) OnEvent(*gateway.Exchange, []byte, []byte) ([]byte, error) 
 func (s *panicStage) OnEnd(_ *gateway.Exchange, dst []byte, _ error) []byte { return dst }
 
 func registerTestStages(reg *gateway.Registry) {
+	registerSpineStages(reg)
 	reg.Register(gateway.Factory{Kind: "test_panic", New: func() gateway.Stage { return &panicStage{} }})
 	reg.Register(gateway.Factory{Kind: "test_rename", New: func() gateway.Stage { return &renameStage{} }})
 	reg.Register(gateway.Factory{Kind: "test_count", New: func() gateway.Stage { return countStage{} }})

@@ -478,6 +478,9 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, x *Exchange, err error) {
 // the outcome and releases the exchange.
 func (s *Server) finish(x *Exchange) {
 	x.watch(false)
+	if x.stopLink != nil {
+		x.stopLink()
+	}
 	x.endRelay(context.Canceled)
 	x.runDefers()
 	s.metrics.request(x)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,9 +41,12 @@ type bufferedSource interface{ Buffered() bool }
 // relaying a stream allocates nothing; Close gives back the stream's
 // connection and the concurrency slot its pick took.
 type upstreamSource struct {
+	x      *Exchange
 	events *sse.Reader // kept across pooling: its buffer is reused
 	stream *backends.Stream
 	slot   *router.Upstream
+	// usageEvent: the last event carried the call's usage (now in x.Usage).
+	usageEvent bool
 }
 
 var _ EventSource = (*upstreamSource)(nil)
@@ -56,13 +60,25 @@ func (u *upstreamSource) open(stream *backends.Stream, r io.Reader, slot *router
 	}
 }
 
+// Next returns the upstream's next event; an event that carries the
+// call's usage sets x.Usage, whoever reads the stream (the relay, or a
+// stage reading a step to its end).
 func (u *upstreamSource) Next() (data, raw []byte, err error) {
 	data, raw, err = u.events.Next()
-	if err == nil {
-		u.stream.Extend(time.Now())
+	if err != nil {
+		return data, raw, err
 	}
-	return data, raw, err
+	u.stream.Extend(time.Now())
+	u.usageEvent = false
+	if pt, ct, ok := sse.ScanUsage(data); ok {
+		u.x.Usage, u.usageEvent = Usage{pt, ct}, true
+	} else if u.x.Op == OpResponses && bytes.Contains(data, responseCompleted) {
+		u.x.Usage = responsesUsage(data)
+	}
+	return data, raw, nil
 }
+
+var responseCompleted = []byte(`"response.completed"`)
 
 func (u *upstreamSource) Buffered() bool { return u.events.Buffered() }
 

@@ -46,4 +46,26 @@ await assert.rejects(
   client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "x" }] }),
   (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && /does not exist/.test(e.message),
 );
+// Streams a stage answers itself: a replayed stored answer and a
+// synthesized one, with and without usage.
+for (const [model, want] of [["canned-replay", "a stored answer"], ["canned-synth", "a synthesized answer"]]) {
+  for (const include_usage of [false, true]) {
+    const s = await client.chat.completions.create({
+      model, stream: true, messages: [{ role: "user", content: "x" }],
+      ...(include_usage ? { stream_options: { include_usage } } : {}),
+    });
+    let got = "", reason = null, u = null;
+    for await (const chunk of s) {
+      if (chunk.choices.length === 0) { u = chunk.usage; continue; }
+      got += chunk.choices[0].delta.content ?? "";
+      reason = chunk.choices[0].finish_reason ?? reason;
+    }
+    assert.equal(got, want, model);
+    assert.equal(reason, "stop", model);
+    if (include_usage) assert.deepEqual([u.prompt_tokens, u.completion_tokens], [7, 3], model);
+    else assert.equal(u, null, model);
+  }
+  const plain = await client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }] });
+  assert.equal(plain.choices[0].message.content, "a stored answer");
+}
 console.log("node sdk: ok");
