@@ -7,8 +7,8 @@ import (
 	"sort"
 
 	"switchyard/gateway/config"
-	"switchyard/internal/sse"
 	"switchyard/internal/respool"
+	"switchyard/internal/sse"
 )
 
 // Handler continues the pipeline for one exchange.
