@@ -69,6 +69,15 @@ func (s *Server) adminHandler(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; version=0.0.4")
 		s.metrics.write(ctx)
 	default:
+		if e, ok := s.opts.Registry.endpoint(ctx.Path(), true); ok {
+			if string(ctx.Method()) != e.Method {
+				ctx.Response.Header.Set("allow", e.Method)
+				writeError(ctx, &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest, Message: "use " + e.Method})
+				return
+			}
+			e.Handle(ctx, nil)
+			return
+		}
 		if bytes.HasPrefix(ctx.Path(), []byte("/debug/pprof/")) {
 			pprofhandler.PprofHandler(ctx) // Go's profiles, for finding where time goes
 			return

@@ -69,6 +69,9 @@ type BuildOptions struct {
 	// (limiters, caches, clients...) across reloads; the generation holds a
 	// lease on it until Close. Nil is a pool shared by the whole process.
 	Resources *respool.Pool
+	// Dispatcher is given to stages (Env.Dispatcher) for calling model
+	// pools; the Server passes itself.
+	Dispatcher Dispatcher
 }
 
 // Build turns a validated config into a generation. Every error names its
@@ -188,7 +191,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	for _, r := range cfg.Routes {
 		var stages []Stage
 		for _, ref := range r.Chain {
-			st, err := o.Registry.build(file, ref, g.shared.env(Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path}))
+			st, err := o.Registry.build(file, ref, g.shared.env(Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path, Dispatcher: o.Dispatcher}))
 			if err != nil {
 				stageErrs = append(stageErrs, err)
 				continue

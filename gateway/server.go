@@ -81,7 +81,7 @@ func New(o Options) (*Server, error) {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	hex.Encode(s.idPrefix[:], rnd[:])
-	g, err := Build(cfg, BuildOptions{Registry: o.Registry, Log: o.Log, Metrics: s.metrics, StartSims: true, Resources: s.resources})
+	g, err := Build(cfg, BuildOptions{Registry: o.Registry, Log: o.Log, Metrics: s.metrics, StartSims: true, Resources: s.resources, Dispatcher: s})
 	if err != nil {
 		s.cancel()
 		return nil, err
@@ -190,6 +190,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; version=0.0.4")
 		s.metrics.write(ctx)
 	default:
+		if e, ok := s.opts.Registry.endpoint(p, false); ok {
+			s.serveEndpoint(ctx, gen, e)
+			return
+		}
 		if bytes.HasPrefix(p, []byte("/v1/models/")) {
 			if methodAllowed(ctx, "GET, HEAD") {
 				s.serveModel(ctx, gen, p[len("/v1/models/"):])
@@ -199,6 +203,26 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, &Error{Status: fasthttp.StatusNotFound, Code: CodeInvalidRequest,
 			Message: "unknown path " + string(p)})
 	}
+}
+
+// serveEndpoint serves a plugin's public endpoint, authenticated as the
+// API is.
+func (s *Server) serveEndpoint(ctx *fasthttp.RequestCtx, gen *Generation, e Endpoint) {
+	var p *Principal
+	if gen.keys != nil {
+		var err error
+		if p, err = gen.principal(ctx); err != nil {
+			writeError(ctx, asError(err))
+			return
+		}
+	}
+	if string(ctx.Method()) != e.Method {
+		ctx.Response.Header.Set("allow", e.Method)
+		writeError(ctx, &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest,
+			Message: "method " + string(ctx.Method()) + " not allowed; use " + e.Method})
+		return
+	}
+	e.Handle(ctx, p)
 }
 
 // methodAllowed answers 405 with an allow header unless ctx's method is GET
@@ -347,7 +371,10 @@ func (s *Server) route(x *Exchange, gen *Generation, header router.HeaderGetter)
 		}
 	}
 	x.meta.Raw = x.Fields.Metadata
-	x.rreq = router.Request{Model: x.RequestModel, Header: header, Metadata: &x.meta, PromptBytes: len(x.Body)}
+	// Hints for balancers: the caller's user id as a session key, and a
+	// rough token estimate (4 bytes a token).
+	x.rreq = router.Request{Model: x.RequestModel, Header: header, Metadata: &x.meta, PromptBytes: len(x.Body),
+		SessionKey: x.Fields.User, Tokens: len(x.Body) / 4}
 	if p := x.Principal; p != nil {
 		x.rreq.KeyID, x.rreq.Tenant = p.KeyID, p.Tenant
 	}

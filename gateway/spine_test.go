@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/valyala/fasthttp"
 
 	"switchyard/gateway"
 	"switchyard/internal/spectest"
@@ -207,6 +208,13 @@ func (s *cannedStage) Handle(x *gateway.Exchange, _ gateway.Handler) error {
 }
 
 func registerSpineStages(reg *gateway.Registry) {
+	reg.RegisterEndpoint(gateway.Endpoint{Method: "GET", Path: "/v1/test/whoami", Handle: func(ctx *fasthttp.RequestCtx, p *gateway.Principal) {
+		if p == nil {
+			ctx.SetBodyString("nobody")
+			return
+		}
+		ctx.SetBodyString(p.KeyID)
+	}})
 	reg.Register(gateway.Factory{Kind: "test_twice", New: func() gateway.Stage { return twiceStage{} }})
 	reg.Register(gateway.Factory{Kind: "test_suffix", New: func() gateway.Stage { return &suffixStage{} }})
 	reg.Register(gateway.Factory{Kind: "test_window", New: func() gateway.Stage { return windowStage{} }})
@@ -625,5 +633,20 @@ routes:
 	_, m := get(t, g.url+"/metrics")
 	if !strings.Contains(m, `switchyard_stream_duration_seconds_count{model="sim-chat"}`) {
 		t.Errorf("a replayed stream is not counted as a stream:\n%s", grepLines(m, "stream_duration"))
+	}
+}
+
+// TestPluginEndpoint: a plugin's public endpoint is authenticated like the
+// API and gets the caller's principal.
+func TestPluginEndpoint(t *testing.T) {
+	g := startGateway(t, simConfig(`keys: [{id: k1, tenant: t, sha256: `+gateway.HashKey("sk-1")+`}]`))
+	if code, _, _ := getWith(t, "GET", g.url+"/v1/test/whoami"); code != 401 {
+		t.Errorf("no key: %d, want 401", code)
+	}
+	if code, _, body := getWith(t, "GET", g.url+"/v1/test/whoami", "Authorization", "Bearer sk-1"); code != 200 || body != "k1" {
+		t.Errorf("with a key: %d %q", code, body)
+	}
+	if code, hdr, _ := getWith(t, "POST", g.url+"/v1/test/whoami", "Authorization", "Bearer sk-1"); code != 405 || hdr.Get("Allow") != "GET" {
+		t.Errorf("POST: %d allow %q", code, hdr.Get("Allow"))
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sort"
 
+	"github.com/valyala/fasthttp"
+
 	"switchyard/gateway/config"
 	"switchyard/internal/respool"
 	"switchyard/internal/sse"
@@ -87,8 +89,66 @@ type Env struct {
 	Resources *respool.Lease
 	// Metrics registers the stage's series, at Provision.
 	Metrics *StageMetrics
+	// Dispatcher calls a model pool from a stage (the semantic cache's
+	// embeddings, a judge model) through the same routing, chain and
+	// dispatch as a client's request; nil where the generation is built
+	// without a server (validation).
+	Dispatcher Dispatcher
 
 	ctx context.Context // cancelled when the generation closes; see Context
+}
+
+// Dispatcher runs a request without HTTP; *Server is one (Server.Do).
+type Dispatcher interface {
+	Do(ctx context.Context, req *Request) (*Response, error)
+}
+
+var _ Dispatcher = (*Server)(nil)
+
+// Endpoint is an HTTP endpoint a plugin adds to the public API (next to the
+// operations table's rows) or to the admin API. Public endpoints are
+// authenticated like the API (Handle gets the caller's principal, nil when
+// no keys are configured); admin endpoints are behind the admin token.
+type Endpoint struct {
+	Method string // GET, POST, ...
+	Path   string // exact path, e.g. /v1/files
+	Admin  bool   // served on the admin listener instead
+	Handle func(ctx *fasthttp.RequestCtx, p *Principal)
+}
+
+// RegisterEndpoint adds an endpoint; a path registered twice panics.
+func (r *Registry) RegisterEndpoint(e Endpoint) {
+	if r.endpoints == nil {
+		r.endpoints = map[string]Endpoint{}
+	}
+	k := e.key()
+	if _, dup := r.endpoints[k]; dup || e.Handle == nil || e.Path == "" {
+		panic("gateway: endpoint registered twice or without a handler: " + k)
+	}
+	if _, _, ok := lookupOp([]byte(e.Path)); ok && !e.Admin {
+		panic("gateway: endpoint path taken by an operation: " + e.Path)
+	}
+	r.endpoints[k] = e
+}
+
+func (e Endpoint) key() string {
+	if e.Admin {
+		return "admin " + e.Path
+	}
+	return e.Path
+}
+
+// endpoint returns the endpoint registered for path.
+func (r *Registry) endpoint(path []byte, admin bool) (Endpoint, bool) {
+	if r == nil || len(r.endpoints) == 0 {
+		return Endpoint{}, false
+	}
+	k := string(path)
+	if admin {
+		k = "admin " + k
+	}
+	e, ok := r.endpoints[k]
+	return e, ok
 }
 
 // Factory makes a zero stage of one kind, into which the stage's YAML
@@ -102,8 +162,9 @@ type Factory struct {
 // Registry holds the stage kinds and backend kinds the binary knows. The
 // binary fills it explicitly at start-up; it is read-only afterwards.
 type Registry struct {
-	kinds    map[string]Factory
-	backends map[string]BackendKind
+	kinds     map[string]Factory
+	backends  map[string]BackendKind
+	endpoints map[string]Endpoint
 }
 
 // NewRegistry returns a registry with no stage kinds and one backend kind,
