@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"switchyard/gateway"
 	"testing"
 	"time"
 )
@@ -163,5 +164,18 @@ func TestWatcherRefusesEmptyFile(t *testing.T) {
 	})
 	if !metricsHas(t, g, reloadOK) {
 		t.Errorf("metrics lack %q", reloadOK)
+	}
+}
+
+// TestStartRefusesNoModels: a config without models is refused at start,
+// as on reload: the gateway would answer every request 404.
+func TestStartRefusesNoModels(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "empty.yaml")
+	if err := os.WriteFile(path, []byte("# nothing yet\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := gateway.New(gateway.Options{ConfigPath: path, Registry: gateway.NewRegistry()})
+	if err == nil || !strings.Contains(err.Error(), "no models") {
+		t.Fatalf("New on an empty config: %v, want a refusal naming the missing models", err)
 	}
 }

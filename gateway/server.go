@@ -76,6 +76,11 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(cfg.Models) == 0 {
+		// Valid as a config (validate accepts it), but a gateway serving it
+		// would answer every request 404: an empty or truncated file.
+		return nil, fmt.Errorf("%s: the config has no models, so every request would answer 404; refusing to serve it", o.ConfigPath)
+	}
 	s := &Server{opts: o, log: o.Log, metrics: newMetrics(), resources: respool.New()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var rnd [4]byte
