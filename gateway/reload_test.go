@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"switchyard/gateway"
 	"testing"
 	"time"
+
+	"switchyard/gateway"
 )
 
 const reloadOK, reloadFailed = "switchyard_config_last_reload_successful 1", "switchyard_config_last_reload_successful 0"
