@@ -60,14 +60,11 @@ type BuildOptions struct {
 	// simulators of kind sim, and the active health checks. Validation
 	// runs with it false: configs are checked without listening.
 	StartSims bool
-	// Previous is the router of the generation being replaced, or nil. The
-	// new router's backends share its live state (requests in flight,
-	// failures, ejections, active health; see router.Router.Inherit), so a
-	// reload neither resets max_concurrency nor puts ejected backends back.
-	Previous *router.Router
 	// Resources is the server's resource pool, which keeps stages' state
-	// (limiters, caches, clients...) across reloads; the generation holds a
-	// lease on it until Close. Nil is a pool shared by the whole process.
+	// (limiters, caches, clients...) and backends' live state (requests in
+	// flight, ejections, health) across reloads; the generation holds a
+	// lease on it until Close. Nil: stages use a pool shared by the whole
+	// process, and backends' state is the generation's own.
 	Resources *respool.Pool
 	// Dispatcher is given to stages (Env.Dispatcher) for calling model
 	// pools; the Server passes itself.
@@ -94,13 +91,28 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	spec := router.Spec{OnReturn: func(u *router.Upstream) {
 		log.Info("backend back in rotation after its cool-down", "backend", u.Name)
 	}}
+	// Backends' live state (requests in flight, failures, ejections, active
+	// health) is kept in the server's resource pool by backend name, so a
+	// reload neither resets max_concurrency nor puts ejected backends back;
+	// it lives while a generation names the backend.
+	if o.Resources != nil {
+		if spec.EjectLock, err = respool.Get(g.shared.lease, "router.eject-lock", func() (*sync.Mutex, error) { return new(sync.Mutex), nil }); err != nil {
+			return nil, fmt.Errorf("%s: the router's ejection lock: %w", file, err)
+		}
+	}
 	for _, b := range cfg.Backends {
-		spec.Upstreams = append(spec.Upstreams, router.UpstreamSpec{
+		us := router.UpstreamSpec{
 			Name:             b.Name,
 			MaxConcurrency:   b.MaxConcurrency,
 			FailureThreshold: b.Health.FailureThreshold,
 			Cooldown:         b.Health.Cooldown.D(),
-		})
+		}
+		if o.Resources != nil {
+			if us.State, err = respool.Get(g.shared.lease, "router.upstream-state:"+b.Name, func() (*router.UpstreamState, error) { return new(router.UpstreamState), nil }); err != nil {
+				return nil, fmt.Errorf("%s:%d: backends %q: its live state: %w", file, b.Line, b.Name, err)
+			}
+		}
+		spec.Upstreams = append(spec.Upstreams, us)
 	}
 	for _, m := range cfg.Models {
 		ps := router.PoolSpec{Name: m.Name, Strategy: m.Strategy, Fallbacks: m.Fallbacks,
@@ -120,8 +132,6 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	if g.Router, err = router.New(spec); err != nil {
 		return nil, fmt.Errorf("%s: building the router: %w", file, err)
 	}
-	// Before anything (health checks, requests) uses the new router.
-	g.Router.Inherit(o.Previous)
 	for _, p := range g.Router.Pools() {
 		g.poolName = append(g.poolName, p.Name)
 		g.poolKey = append(g.poolKey, []byte(p.Name))

@@ -48,8 +48,8 @@ func (s *Server) reload(raw []byte) error {
 		s.log.Error("config reload refused; the previous config keeps serving", "file", file, "reason", why)
 		return fmt.Errorf("reloading %s: refused: %s; the previous config keeps serving", file, why)
 	}
-	// Previous: in-flight counts, ejections and health carry over by backend name.
-	g, err := Build(cfg, BuildOptions{Registry: s.opts.Registry, Log: s.log, Metrics: s.metrics, StartSims: true, Previous: old.Router, Resources: s.resources, Dispatcher: s})
+	// Resources: in-flight counts, ejections and health carry over by backend name.
+	g, err := Build(cfg, BuildOptions{Registry: s.opts.Registry, Log: s.log, Metrics: s.metrics, StartSims: true, Resources: s.resources, Dispatcher: s})
 	if err != nil {
 		s.metrics.reloaded(false, nil)
 		s.log.Error("config reload rejected; the previous config keeps serving", "file", file, "error", err)

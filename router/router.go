@@ -50,6 +50,11 @@ type Spec struct {
 	// Strategies are the balancing strategies pools may name; nil = the
 	// built-in ones (NewStrategies).
 	Strategies *Strategies
+
+	// EjectLock serialises ejection decisions (the rule that a pool keeps a
+	// healthy target). Routers that share upstream states should share it
+	// too; nil = a lock of this Router's own.
+	EjectLock *sync.Mutex
 }
 
 // UpstreamSpec describes one backend server.
@@ -58,6 +63,9 @@ type UpstreamSpec struct {
 	MaxConcurrency   int           // requests in flight at most; 0 = unlimited
 	FailureThreshold int           // consecutive failures that eject it; 0 = never ejected passively
 	Cooldown         time.Duration // how long an ejection lasts; must be > 0 when FailureThreshold > 0
+	// State is the upstream's live state, to share it with the same
+	// backend's upstream in other Routers (a reload); nil = a new one.
+	State *UpstreamState
 }
 
 // PoolSpec describes a set of targets serving one model.
@@ -158,7 +166,7 @@ type Router struct {
 	upstreams  []*Upstream
 	poolByName map[string]*Pool
 	upByName   map[string]*Upstream
-	ejectMu    *sync.Mutex // serialises ejection decisions; shared by Inherit
+	ejectMu    *sync.Mutex // serialises ejection decisions; Spec.EjectLock
 }
 
 // New validates s and builds a Router. The error lists every problem found,
@@ -169,7 +177,10 @@ func New(s Spec) (*Router, error) {
 	r := &Router{
 		poolByName: make(map[string]*Pool, len(s.Pools)),
 		upByName:   make(map[string]*Upstream, len(s.Upstreams)),
-		ejectMu:    new(sync.Mutex),
+		ejectMu:    s.EjectLock,
+	}
+	if r.ejectMu == nil {
+		r.ejectMu = new(sync.Mutex)
 	}
 	strategies := s.Strategies
 	if strategies == nil {
@@ -198,7 +209,10 @@ func New(s Spec) (*Router, error) {
 		u := &Upstream{
 			Name: us.Name, Index: len(r.upstreams),
 			MaxConcurrency: int64(us.MaxConcurrency), FailureThreshold: int64(us.FailureThreshold), Cooldown: us.Cooldown,
-			st: new(upstreamState), ejectMu: r.ejectMu, onReturn: s.OnReturn,
+			st: us.State, ejectMu: r.ejectMu, onReturn: s.OnReturn,
+		}
+		if u.st == nil {
+			u.st = new(UpstreamState)
 		}
 		r.upstreams = append(r.upstreams, u)
 		r.upByName[u.Name] = u
@@ -505,29 +519,6 @@ func (rt *Route) matches(req *Request) bool {
 		}
 	}
 	return true
-}
-
-// Inherit makes each upstream of r share the live state of the upstream of
-// the same name in prev: requests in flight, consecutive failures, passive
-// ejection and active health. Requests still running on prev then count
-// against r's MaxConcurrency and release into the same counter, and a
-// reload does not put ejected or down upstreams back into rotation. Limits
-// (MaxConcurrency, FailureThreshold, Cooldown) stay r's own. Upstreams of r
-// with no namesake in prev keep fresh state.
-//
-// Call it once, after New and before r is used by anything else (requests,
-// health checks); prev may be in use meanwhile. A nil prev does nothing.
-func (r *Router) Inherit(prev *Router) {
-	if prev == nil {
-		return
-	}
-	r.ejectMu = prev.ejectMu
-	for _, u := range r.upstreams {
-		u.ejectMu = r.ejectMu
-		if old := prev.upByName[u.Name]; old != nil {
-			u.st = old.st
-		}
-	}
 }
 
 // Pool returns the pool with the given name, or nil. It allocates nothing.

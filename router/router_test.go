@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -575,8 +576,9 @@ func TestRetryBudget(t *testing.T) {
 	}
 }
 
-func TestInherit(t *testing.T) {
-	spec := Spec{Upstreams: []UpstreamSpec{{Name: "a", FailureThreshold: 1, Cooldown: time.Minute}, {Name: "b", MaxConcurrency: 2}}}
+func TestSharedState(t *testing.T) {
+	sa, sb, lock := new(UpstreamState), new(UpstreamState), new(sync.Mutex)
+	spec := Spec{EjectLock: lock, Upstreams: []UpstreamSpec{{Name: "a", FailureThreshold: 1, Cooldown: time.Minute, State: sa}, {Name: "b", MaxConcurrency: 2, State: sb}}}
 	old, err := New(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -592,15 +594,13 @@ func TestInherit(t *testing.T) {
 			t.Fatal("old b: no free slot")
 		}
 	}
-	next, err := New(Spec{
-		Upstreams: []UpstreamSpec{{Name: "b", MaxConcurrency: 3}, {Name: "a", FailureThreshold: 1, Cooldown: time.Minute}, {Name: "c"}},
+	next, err := New(Spec{EjectLock: lock,
+		Upstreams: []UpstreamSpec{{Name: "b", MaxConcurrency: 3, State: sb}, {Name: "a", FailureThreshold: 1, Cooldown: time.Minute, State: sa}, {Name: "c"}},
 		Pools:     []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "b"}}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	next.Inherit(old)
-	next.Inherit(nil)
 	if next.Upstream("a").Healthy(now) || next.Upstream("b").Healthy(now) || !next.Upstream("c").Healthy(now) {
 		t.Fatal("health not carried over by name")
 	}

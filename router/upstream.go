@@ -12,11 +12,11 @@ import (
 // every target that names it, across pools. Upstreams are made by New; a
 // zero Upstream is not usable.
 //
-// The live state is kept apart from the limits so that a config reload can
-// carry it over: Router.Inherit makes an upstream share the state of the
-// upstream of the same name in the previous Router, so requests still
-// running on the old generation count against, and release into, the same
-// in-flight counter as those of the new one.
+// The live state (UpstreamState) is kept apart from the limits so that a
+// config reload can carry it over: the Spec gives each upstream its state,
+// and successive Routers given the same state for the same backend share it,
+// so requests still running on the old generation count against, and
+// release into, the same in-flight counter as those of the new one.
 //
 // Health combines passive ejection (ReportFailure) and active health checks
 // (SetActiveHealth): an upstream is healthy when neither has it down.
@@ -27,15 +27,18 @@ type Upstream struct {
 	FailureThreshold int64         // consecutive failures that eject it; 0 = never ejected passively
 	Cooldown         time.Duration // how long an ejection lasts; > 0 when FailureThreshold > 0
 
-	st       *upstreamState
+	st       *UpstreamState
 	pools    []*Pool           // pools with a target on this upstream, for the ejection rule
 	ejectMu  *sync.Mutex       // the Router's: serialises ejection decisions
 	onReturn func(u *Upstream) // Spec.OnReturn
 }
 
-// upstreamState is an upstream's live state, shared by the same-named
-// upstreams of successive Routers (see Router.Inherit).
-type upstreamState struct {
+// UpstreamState is an upstream's live state: requests in flight, failures,
+// ejection and active health. Its zero value is ready to use. Successive
+// Routers share one by giving it to the same-named upstream in their Spec
+// (UpstreamSpec.State); the gateway keeps them in its resource pool, by
+// backend name, across reloads.
+type UpstreamState struct {
 	inflight     atomic.Int64
 	failures     atomic.Int64 // consecutive failures since the last success or ejection decision
 	ejectedUntil atomic.Int64 // unix nanoseconds; 0 = not ejected
