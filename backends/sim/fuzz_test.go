@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 )
@@ -60,6 +61,36 @@ func FuzzParseCompletions(f *testing.F) {
 		r, e := s.parseCompletions(body)
 		if (r == nil) == (e == nil) {
 			t.Fatalf("parseCompletions(%q): want exactly one of result and error", body)
+		}
+	})
+}
+
+func FuzzParseResponses(f *testing.F) {
+	for _, seed := range []string{
+		`{"model":"m","input":"hi"}`,
+		`{"model":"m","instructions":"x","input":[{"role":"user","content":[{"type":"input_text","text":"a"}]},{"type":"function_call_output","call_id":"c","output":"o"}],"max_output_tokens":5,"stream":true}`,
+		"{\"model\":\"m\",\"input\":\"x\",\"tools\":[\n{\"type\":\"function\",\"name\":\"f\"}\n],\"text\":{\"format\":{\"type\":\"text\"}},\"tool_choice\":\"none\"}",
+		`{"model":"m","input":"x","metadata":{"k":"v"},"temperature":0.2,"top_p":0.5,"store":false,"previous_response_id":"resp_1","user":"u"}`,
+		`{"model":"m","input":[]}`, `{"model":"m","input":[{"content":"x"}]}`, `{"model":"m","input":3}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	s := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, e := s.parseResponses(body)
+		if (r == nil) == (e == nil) {
+			t.Fatalf("parseResponses(%q): want exactly one of result and error", body)
+		}
+		if e != nil {
+			return
+		}
+		// Echoed request values must keep the response valid JSON on one
+		// line, since it goes into SSE data lines.
+		for _, st := range []respState{{}, {done: true, text: []byte("a\nb")}} {
+			b := appendResponseObject(nil, r, "resp_1", 1, st)
+			if !json.Valid(b) || bytes.ContainsAny(b, "\r\n") {
+				t.Fatalf("response object for %q is not one line of JSON: %s", body, b)
+			}
 		}
 	})
 }

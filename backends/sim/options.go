@@ -101,6 +101,10 @@ type Options struct {
 
 	// MaxBodySize bounds request bodies in bytes (flag max-body-size).
 	MaxBodySize int
+	// ResponsesStore is how many finished Responses API responses are kept for
+	// GET /v1/responses/{id} (flag responses-store); the oldest go first, and 0
+	// keeps none.
+	ResponsesStore int
 	// DisconnectCheck is how often a waiting request checks whether its client
 	// has gone (flag disconnect-check); 0 disables the check.
 	DisconnectCheck time.Duration
@@ -163,6 +167,7 @@ func DefaultOptions() Options {
 		RetryAfter:       time.Second,
 		Seed:             1,
 		MaxBodySize:      16 << 20,
+		ResponsesStore:   10000,
 		DisconnectCheck:  200 * time.Millisecond,
 	}
 	fs := o.bind("defaults", nil)
@@ -245,6 +250,7 @@ func (o *Options) bind(name string, explicit map[string]bool) *flag.FlagSet {
 	fs.DurationVar(&o.RetryAfter, "retry-after", o.RetryAfter, "retry-after `DURATION` of 429 and 503 answers (rounded up to seconds)")
 	fs.Int64Var(&o.Seed, "seed", o.Seed, "`SEED` of the fault draws")
 	fs.IntVar(&o.MaxBodySize, "max-body-size", o.MaxBodySize, "largest request body in `bytes`")
+	fs.IntVar(&o.ResponsesStore, "responses-store", o.ResponsesStore, "`N` stored Responses API responses at most, oldest evicted first (0: none)")
 	fs.DurationVar(&o.DisconnectCheck, "disconnect-check", o.DisconnectCheck, "`DURATION` between checks that a waiting client is still connected (0: never)")
 	fs.Func("profile", "preset `NAME`: small, large or fast; explicit flags override it (default small)", func(s string) error {
 		p, ok := profiles[s]
@@ -374,6 +380,8 @@ func (o *Options) Validate() error {
 		return bad("slow-factor", o.SlowFactor, "must be >= 1")
 	case o.MaxBodySize < 1:
 		return bad("max-body-size", o.MaxBodySize, "must be >= 1")
+	case o.ResponsesStore < 0:
+		return bad("responses-store", o.ResponsesStore, "must be >= 0")
 	case o.Stall < 0 || o.RetryAfter < 0 || o.DisconnectCheck < 0:
 		return bad("stall/retry-after/disconnect-check", "", "durations must be >= 0")
 	case o.PrefillOverhead < 0 || o.PrefillPerToken < 0 || o.ITL < 0 || o.ITLPerSeq < 0 ||

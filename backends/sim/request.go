@@ -157,34 +157,44 @@ func parseTextInputs(raw json.RawMessage, field string) ([]textInput, *apiError)
 	return out, nil
 }
 
-// messageText calls f with each text of a message content: a string, null or
-// an array of content parts (only text parts count).
+// messageText calls f with each text of a chat message content: a string,
+// null or an array of content parts (only text parts count).
 func messageText(raw json.RawMessage, i int, f func(string)) *apiError {
+	return contentText(raw, "messages", i, "content", chatTextPart, f)
+}
+
+func chatTextPart(typ string) bool { return typ == "text" }
+
+// contentText calls f with each text of the content field list[i].key: a
+// string, null or an array of content parts, of which those whose type isText
+// accepts count.
+func contentText(raw json.RawMessage, list string, i int, key string, isText func(string) bool, f func(string)) *apiError {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil
 	}
+	field := func() string { return fmt.Sprintf("%s[%d].%s", list, i, key) }
 	switch raw[0] {
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return badRequest(fmt.Sprintf("messages[%d].content", i), "invalid messages[%d].content: %v", i, err)
+			return badRequest(field(), "invalid %s: %v", field(), err)
 		}
 		f(s)
 		return nil
 	case '[':
 		var parts []contentPart
 		if err := json.Unmarshal(raw, &parts); err != nil {
-			return badRequest(fmt.Sprintf("messages[%d].content", i), "invalid messages[%d].content: %v", i, err)
+			return badRequest(field(), "invalid %s: %v", field(), err)
 		}
 		for _, p := range parts {
-			if p.Type == "text" {
+			if isText(p.Type) {
 				f(p.Text)
 			}
 		}
 		return nil
 	}
-	return badRequest(fmt.Sprintf("messages[%d].content", i), "invalid type for messages[%d].content: want a string or an array of parts", i)
+	return badRequest(field(), "invalid type for %s: want a string or an array of parts", field())
 }
 
 // outputLimit picks the token limit of a request: max_completion_tokens, else

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	embedSem chan struct{}
+	store    *responseStore
 
 	faultMu  sync.Mutex
 	faultRng splitmix64
@@ -63,6 +65,7 @@ func New(o Options) (*Server, error) {
 		embedSem: make(chan struct{}, o.EmbedConcurrency),
 		faultRng: splitmix64(o.Seed),
 		idPrefix: hex.EncodeToString(rb[:]),
+		store:    newResponseStore(o.ResponsesStore, responseStoreBytes),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.m = newServerMetrics(&s.o, func() *engine { return s.eng })
@@ -137,6 +140,11 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			s.embeddings(ctx)
 			return
 		}
+	case "/v1/responses":
+		if post {
+			s.responses(ctx)
+			return
+		}
 	case "/v1/models":
 		if ctx.IsGet() {
 			s.models(ctx)
@@ -154,6 +162,17 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	default:
+		if id, ok := strings.CutPrefix(string(path), responsesPrefix); ok && id != "" && !strings.Contains(id, "/") {
+			switch {
+			case ctx.IsGet():
+				s.getResponse(ctx, id)
+				return
+			case ctx.IsDelete():
+				s.deleteResponse(ctx, id)
+				return
+			}
+			break
+		}
 		s.writeError(ctx, &apiError{status: 404, typ: "invalid_request_error", code: "not_found",
 			message: "no such endpoint: " + string(ctx.Method()) + " " + string(path)})
 		return
@@ -169,6 +188,9 @@ func allowed(path string) string {
 		return "GET"
 	case "/health":
 		return "GET, HEAD"
+	}
+	if strings.HasPrefix(path, responsesPrefix) {
+		return "GET, DELETE"
 	}
 	return "POST"
 }
@@ -307,19 +329,21 @@ func (s *Server) admissionError(err error) *apiError {
 
 // buildSeqs turns prompts into sequences: n per prompt, sharing the prompt's
 // block hashes. It checks the lengths against max-model-len and the KV cache.
-func (s *Server) buildSeqs(prompts []tokenHasher, n int, limit int, explicit bool, seed int64) ([]seq, usage, *apiError) {
+// promptParam and limitParam name the request's prompt and limit fields in
+// errors.
+func (s *Server) buildSeqs(prompts []tokenHasher, n int, limit int, explicit bool, seed int64, promptParam, limitParam string) ([]seq, usage, *apiError) {
 	seqs := make([]seq, 0, len(prompts)*n)
 	var u usage
 	blocks := 0
 	for pi := range prompts {
 		p := &prompts[pi]
 		if p.tokens >= s.o.MaxModelLen {
-			return nil, u, badRequest("messages", "the prompt has %d tokens; this model's maximum context length is %d tokens", p.tokens, s.o.MaxModelLen)
+			return nil, u, badRequest(promptParam, "the prompt has %d tokens; this model's maximum context length is %d tokens", p.tokens, s.o.MaxModelLen)
 		}
 		lim := limit
 		if explicit {
 			if p.tokens+lim > s.o.MaxModelLen {
-				return nil, u, badRequest("max_tokens", "the prompt (%d tokens) plus max_tokens (%d) exceed this model's maximum context length of %d tokens", p.tokens, lim, s.o.MaxModelLen)
+				return nil, u, badRequest(limitParam, "the prompt (%d tokens) plus %s (%d) exceed this model's maximum context length of %d tokens", p.tokens, limitParam, lim, s.o.MaxModelLen)
 			}
 		} else {
 			lim = min(lim, s.o.MaxModelLen-p.tokens)
@@ -339,7 +363,7 @@ func (s *Server) buildSeqs(prompts []tokenHasher, n int, limit int, explicit boo
 		}
 	}
 	if blocks > s.o.KVBlocks {
-		return nil, u, badRequest("max_tokens", "the request needs %d KV cache blocks; the server has %d", blocks, s.o.KVBlocks)
+		return nil, u, badRequest(limitParam, "the request needs %d KV cache blocks; the server has %d", blocks, s.o.KVBlocks)
 	}
 	return seqs, u, nil
 }
@@ -359,9 +383,11 @@ var (
 	tokenAssistant    = hashString("<|assistant|>")
 )
 
-// genRequest is a parsed generation request, chat or completions.
+// genRequest is a parsed generation request: chat, completions or a
+// Responses API response (resp set).
 type genRequest struct {
 	chat         bool
+	resp         *respParams
 	model        string
 	stream       bool
 	includeUsage bool
@@ -443,7 +469,14 @@ func (s *Server) finishGen(chat bool, model string, stream bool, so *streamOptio
 	if seed != nil {
 		sd = *seed
 	}
-	seqs, u, e := s.buildSeqs(prompts, nc, limit, explicit, sd)
+	promptParam, limitParam := "prompt", "max_tokens"
+	if chat {
+		promptParam = "messages"
+	}
+	if maxCompletion != nil {
+		limitParam = "max_completion_tokens"
+	}
+	seqs, u, e := s.buildSeqs(prompts, nc, limit, explicit, sd, promptParam, limitParam)
 	if e != nil {
 		return nil, e
 	}
@@ -495,9 +528,14 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, r *genRequest, perr *apiErro
 	if f == faultSlow {
 		itlFactor = s.o.SlowFactor
 	}
-	id := s.newID("cmpl-")
-	if r.chat {
+	var id string
+	switch {
+	case r.resp != nil:
+		id = s.newID("resp_")
+	case r.chat:
 		id = s.newID("chatcmpl-")
+	default:
+		id = s.newID("cmpl-")
 	}
 	created := time.Now().Unix()
 	if r.stream && f == faultDrop {
@@ -512,7 +550,7 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, r *genRequest, perr *apiErro
 				s.eng.release(g)
 				return
 			}
-			s.stream(bufio.NewWriter(chunkWriter{c}), r, g, sl, itlFactor, true, id, created)
+			s.streamAny(bufio.NewWriter(chunkWriter{c}), r, g, sl, itlFactor, true, id, created)
 		})
 		return
 	}
@@ -522,7 +560,7 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, r *genRequest, perr *apiErro
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 			sl.conn = nil // write errors show a gone client
 			defer sl.stop()
-			s.stream(w, r, g, sl, itlFactor, false, id, created)
+			s.streamAny(w, r, g, sl, itlFactor, false, id, created)
 		})
 		return
 	}
@@ -545,7 +583,13 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, r *genRequest, perr *apiErro
 		return
 	}
 	r.usage.cached = cachedUsage(r, g)
-	body := s.appendResponse(nil, r, id, created, texts)
+	var body []byte
+	if r.resp != nil {
+		body = s.appendResponsesBody(nil, r, id, created, texts[0])
+		s.keep(r, id, body)
+	} else {
+		body = s.appendResponse(nil, r, id, created, texts)
+	}
 	if f == faultDrop {
 		dropResponse(ctx, body)
 		return
@@ -614,6 +658,15 @@ func (s *Server) appendResponse(b []byte, r *genRequest, id string, created int6
 	b = append(b, `],"usage":`...)
 	b = appendUsage(b, r.usage, true)
 	return append(b, '}')
+}
+
+// streamAny writes a streamed answer in the format of the request's API.
+func (s *Server) streamAny(w *bufio.Writer, r *genRequest, g *group, sl *sleeper, itlFactor float64, drop bool, id string, created int64) {
+	if r.resp != nil {
+		s.streamResponses(w, r, g, sl, itlFactor, drop, id, created)
+		return
+	}
+	s.stream(w, r, g, sl, itlFactor, drop, id, created)
 }
 
 // stream writes a streamed answer, one SSE event per token and choice,

@@ -59,6 +59,13 @@ func BenchmarkChatFastPrefixCaching(b *testing.B) {
 	benchHandler(b, s, "/v1/chat/completions", `{"model":"m","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Explain continuous batching in two sentences."}],"max_tokens":32}`)
 }
 
+// BenchmarkResponsesFast is BenchmarkChatFast's request through the
+// Responses API, stored (the default) as a GET would find it.
+func BenchmarkResponsesFast(b *testing.B) {
+	s := benchServer(b, nil)
+	benchHandler(b, s, "/v1/responses", `{"model":"m","instructions":"You are a helpful assistant.","input":"Explain continuous batching in two sentences.","max_output_tokens":32}`)
+}
+
 func BenchmarkEmbeddingsFast(b *testing.B) {
 	s := benchServer(b, map[string]string{"embed-dim": "384"})
 	benchHandler(b, s, "/v1/embeddings", `{"model":"m","input":["the quick brown fox","jumps over the lazy dog"]}`)
