@@ -72,13 +72,13 @@ func (u *upstreamSource) Next() (data, raw []byte, err error) {
 	u.usageEvent = false
 	if pt, ct, ok := sse.ScanUsage(data); ok {
 		u.x.Usage, u.usageEvent = Usage{pt, ct}, true
-	} else if u.x.Op == OpResponses && bytes.Contains(data, responseCompleted) {
+	} else if u.x.Op == OpResponses && (bytes.Contains(data, responseCompleted) || bytes.Contains(data, responseIncomplete)) {
 		u.x.Usage = responsesUsage(data)
 	}
 	return data, raw, nil
 }
 
-var responseCompleted = []byte(`"response.completed"`)
+var responseCompleted, responseIncomplete = []byte(`"response.completed"`), []byte(`"response.incomplete"`)
 
 func (u *upstreamSource) Buffered() bool { return u.events.Buffered() }
 

@@ -68,4 +68,20 @@ for (const [model, want] of [["canned-replay", "a stored answer"], ["canned-synt
   const plain = await client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }] });
   assert.equal(plain.choices[0].message.content, "a stored answer");
 }
+// The Responses API, plain and streamed, and a stored response read back.
+const resp = await client.responses.create({ model: "sim-chat", input: "Hello", max_output_tokens: 4 });
+assert.equal(resp.object, "response");
+assert.ok(resp.output_text.length > 0);
+assert.equal(resp.usage.output_tokens, 4);
+const again = await client.responses.retrieve(resp.id);
+assert.equal(again.output_text, resp.output_text);
+const rs = await client.responses.create({ model: "sim-chat", input: "Stream", max_output_tokens: 3, stream: true });
+let deltas = "", last = null, seq = 0;
+for await (const ev of rs) {
+  assert.equal(ev.sequence_number, seq++);
+  if (ev.type === "response.output_text.delta") deltas += ev.delta;
+  if (ev.type === "response.completed" || ev.type === "response.incomplete") last = ev.response;
+}
+assert.ok(last && deltas === last.output.map((o) => o.content.map((c) => c.text).join("")).join(""));
+assert.equal(last.usage.output_tokens, 3);
 console.log("node sdk: ok");
