@@ -71,8 +71,7 @@ func (s *Server) adminHandler(ctx *fasthttp.RequestCtx) {
 	default:
 		if e, ok := s.opts.Registry.endpoint(ctx.Path(), true); ok {
 			if string(ctx.Method()) != e.Method {
-				ctx.Response.Header.Set("allow", e.Method)
-				writeError(ctx, &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest, Message: "use " + e.Method})
+				writeError(ctx, errMethod(ctx, e.Method))
 				return
 			}
 			e.Handle(ctx, nil)

@@ -213,21 +213,36 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 // serveEndpoint serves a plugin's public endpoint, authenticated as the
 // API is.
 func (s *Server) serveEndpoint(ctx *fasthttp.RequestCtx, gen *Generation, e Endpoint) {
-	var p *Principal
-	if gen.keys != nil {
-		var err error
-		if p, err = gen.principal(ctx); err != nil {
-			writeError(ctx, asError(err))
-			return
-		}
+	p, ok := gen.caller(ctx)
+	if !ok {
+		return
 	}
 	if string(ctx.Method()) != e.Method {
-		ctx.Response.Header.Set("allow", e.Method)
-		writeError(ctx, &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest,
-			Message: "method " + string(ctx.Method()) + " not allowed; use " + e.Method})
+		writeError(ctx, errMethod(ctx, e.Method))
 		return
 	}
 	e.Handle(ctx, p)
+}
+
+// caller authenticates ctx when keys are configured; on failure it has
+// answered 401 and ok is false. Without keys the principal is nil.
+func (g *Generation) caller(ctx *fasthttp.RequestCtx) (p *Principal, ok bool) {
+	if g.keys == nil {
+		return nil, true
+	}
+	p, err := g.principal(ctx)
+	if err != nil {
+		writeError(ctx, asError(err))
+		return nil, false
+	}
+	return p, true
+}
+
+// errMethod is the 405 for ctx's method, with the allow header set.
+func errMethod(ctx *fasthttp.RequestCtx, allow string) *Error {
+	ctx.Response.Header.Set("allow", allow)
+	return &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest,
+		Message: "method " + string(ctx.Method()) + " not allowed; use " + allow}
 }
 
 // methodAllowed answers 405 with an allow header unless ctx's method is GET
@@ -236,9 +251,7 @@ func methodAllowed(ctx *fasthttp.RequestCtx, allow string) bool {
 	if ctx.IsGet() || ctx.IsHead() {
 		return true
 	}
-	ctx.Response.Header.Set("allow", allow)
-	writeError(ctx, &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest,
-		Message: "method " + string(ctx.Method()) + " not allowed; use GET"})
+	writeError(ctx, errMethod(ctx, allow))
 	return false
 }
 
@@ -252,13 +265,9 @@ func errNoModel(name []byte) *Error {
 
 // serveModel answers GET /v1/models/{model} (model names may contain '/').
 func (s *Server) serveModel(ctx *fasthttp.RequestCtx, gen *Generation, name []byte) {
-	var p *Principal
-	if gen.keys != nil {
-		var err error
-		if p, err = gen.principal(ctx); err != nil {
-			writeError(ctx, asError(err))
-			return
-		}
+	p, ok := gen.caller(ctx)
+	if !ok {
+		return
 	}
 	if gen.Router.Pool(name) == nil || (p != nil && !p.allows(name)) {
 		writeError(ctx, errNoModel(name))
@@ -281,8 +290,7 @@ func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op, arg []byte) {
 
 	err := s.authenticate(ctx, x, gen) // first: nothing about the request is told to a caller without a key
 	if m := op.Operation().Method; err == nil && string(ctx.Method()) != m {
-		ctx.Response.Header.Set("allow", m)
-		err = &Error{Status: fasthttp.StatusMethodNotAllowed, Code: CodeInvalidRequest, Message: "method " + string(ctx.Method()) + " not allowed; use " + m}
+		err = errMethod(ctx, m)
 	}
 	if err == nil && op.Operation().Body {
 		err = s.readBody(ctx, x, gen)
