@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"strconv"
 
@@ -58,6 +59,14 @@ func asError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	// A stage that returns its exchange context's error: the client left,
+	// or the route's timeout passed.
+	switch {
+	case errors.Is(err, ErrClientGone):
+		return &Error{Status: StatusClientClosed, Code: CodeClientClosed, Message: "the client closed the connection", Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Status: fasthttp.StatusGatewayTimeout, Code: CodeUpstreamTimeout, Message: "the route's timeout passed", Err: err}
 	}
 	return &Error{Status: fasthttp.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 }

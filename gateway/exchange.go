@@ -143,8 +143,7 @@ const maxPooledBuf = 256 << 10
 
 func releaseExchange(x *Exchange) {
 	x.ctx.cancel(context.Canceled)
-	x.endRelay(context.Canceled)
-	x.closeSource()
+	x.endRelay(context.Canceled) // closes a source still open, too
 	if x.upReq != nil {
 		fasthttp.ReleaseRequest(x.upReq)
 	}

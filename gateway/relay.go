@@ -26,8 +26,7 @@ var errObserverPanic = errors.New("internal error while relaying the stream")
 
 // relay is the per-stream state of the relay, kept in the Exchange.
 type relay struct {
-	started bool
-	first   bool
+	seen    bool // an event was read (the next ones count for inter-token latency)
 	sawDone bool
 	ended   bool // observers had their OnEnd; the source is closed
 	last    time.Time
@@ -94,9 +93,6 @@ func (x *Exchange) writeStream(w *bufio.Writer) {
 func (x *Exchange) relayNext() ([]byte, error) {
 	r := &x.relay
 	m := x.srv.metrics
-	if !r.started {
-		r.started, r.first = true, true
-	}
 	if r.ended {
 		return nil, io.EOF
 	}
@@ -123,11 +119,11 @@ func (x *Exchange) relayNext() ([]byte, error) {
 		return out, io.EOF
 	}
 	now := time.Now()
-	if r.first {
+	if !r.seen {
 		x.recordStored(data)
 		r.ttftH, r.itlH = m.streamHistograms(x)
 		r.ttftH.Update(now.Sub(x.Start).Seconds())
-		r.first = false
+		r.seen = true
 	} else if len(data) > 0 {
 		r.itlH.Update(now.Sub(r.last).Seconds())
 	}

@@ -159,9 +159,10 @@ func (o *endObserver) OnEnd(_ *gateway.Exchange, dst []byte, cause error) []byte
 // waitStage blocks on the exchange's context and reports when it ended.
 type waitStage struct{}
 
-var waited = make(chan error, 4)
+var waiting, waited = make(chan struct{}, 4), make(chan error, 4)
 
 func (waitStage) Handle(x *gateway.Exchange, next gateway.Handler) error {
+	waiting <- struct{}{}
 	<-x.Context().Done()
 	waited <- context.Cause(x.Context())
 	return x.Context().Err()
@@ -443,7 +444,7 @@ func TestStageSeesClientDisconnect(t *testing.T) {
 	}
 	body := `{"model":"sim-chat","messages":[]}`
 	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-	time.Sleep(50 * time.Millisecond) // let the request reach the stage
+	<-waiting // the request reached the stage
 	closed := time.Now()
 	conn.Close()
 	select {
@@ -468,6 +469,7 @@ func TestRouteTimeout(t *testing.T) {
 	g := startGateway(t, simConfig(`routes: [{name: wait, chain: [test_wait], timeout: 150ms}]`))
 	start := time.Now()
 	code, _, b := post(t, g.url+"/v1/chat/completions", `{"model":"sim-chat","messages":[]}`)
+	<-waiting
 	if cause := <-waited; !errors.Is(cause, context.DeadlineExceeded) {
 		t.Errorf("cause %v, want DeadlineExceeded", cause)
 	}
