@@ -54,6 +54,22 @@ type Config struct {
 	// Keys are the API keys accepted by the gateway, stored as SHA-256
 	// hashes. Empty means the gateway is open: no authentication.
 	Keys []Key `yaml:"keys,omitempty"`
+	// Tenants are the teams or applications keys belong to; their models,
+	// limits and budgets apply to all their keys together.
+	Tenants []Tenant `yaml:"tenants,omitempty"`
+	// RateLimit sets where rate-limit state lives (in process, or Redis
+	// shared by replicas).
+	RateLimit RateLimit `yaml:"ratelimit,omitempty"`
+	// Admission sets priority load shedding when a pool is at capacity.
+	Admission Admission `yaml:"admission,omitempty"`
+	// DataDir holds the gateway's files: the SQLite store
+	// (switchyard.db). Default "./data"; a relative path is taken from the
+	// config file's directory. Created (mode 0700) if missing; used only
+	// when the config needs the store (admin API, budgets, PostgreSQL not
+	// set).
+	DataDir string `yaml:"data_dir,omitempty"`
+	// Store is the durable store (keys made through the admin API, spend).
+	Store Store `yaml:"store,omitempty"`
 
 	// File is the path the config was read from ("" when parsed from
 	// bytes without a name).
@@ -238,6 +254,11 @@ type Model struct {
 	Fallbacks []string `yaml:"fallbacks,omitempty"`
 	// Retry sets retries within the pool.
 	Retry Retry `yaml:"retry"`
+	// Limits apply to all requests to the pool, whoever sends them.
+	Limits Limits `yaml:"limits,omitempty"`
+	// Prices price the pool's tokens for budgets and the usage API.
+	// Default none: requests to the pool cost nothing.
+	Prices *Prices `yaml:"prices,omitempty"`
 
 	// Line is the pool's line in the file (0 when unknown).
 	Line int `yaml:"-"`
@@ -322,10 +343,23 @@ type Key struct {
 	// SHA256 is the hex SHA-256 of the key (64 hex digits, e.g. from
 	// "printf %s "$KEY" | sha256sum"). Required and unique.
 	SHA256 string `yaml:"sha256"`
-	// Tenant is the tenant the key belongs to. Optional.
+	// Tenant is the tenant the key belongs to: one of tenants[]. Optional.
 	Tenant string `yaml:"tenant,omitempty"`
-	// Models are globs on the models the key may use. Empty allows all.
+	// Models are globs on the model pools the key may use. Empty allows
+	// all (within its tenant's).
 	Models StringList `yaml:"models,omitempty"`
+	// Priority is the key's class when pools are at capacity: critical,
+	// standard or sheddable. Default: its tenant's, else standard.
+	Priority string `yaml:"priority,omitempty"`
+	// Limits apply to the key's requests, whatever their route.
+	Limits Limits `yaml:"limits,omitempty"`
+	// ModelLimits maps globs on model pool names to limits (rpm, tpm) on
+	// the key's requests to the pools that match.
+	ModelLimits map[string]Limits `yaml:"model_limits,omitempty"`
+	// Budget caps the key's spend.
+	Budget Budget `yaml:"budget,omitempty"`
+	// Metadata is free-form labels, shown by the admin API.
+	Metadata map[string]string `yaml:"metadata,omitempty"`
 
 	// Line is the key's line in the file (0 when unknown).
 	Line int `yaml:"-"`

@@ -153,4 +153,21 @@ func (c *Config) SetDefaults() {
 	for i := range c.Keys {
 		c.Keys[i].SHA256 = strings.ToLower(c.Keys[i].SHA256)
 	}
+	for i := range c.Tenants {
+		c.defString(indexPath("tenants", i)+".budget.period", &c.Tenants[i].Budget.Period, PeriodMonth)
+	}
+	for i := range c.Keys {
+		c.defString(indexPath("keys", i)+".budget.period", &c.Keys[i].Budget.Period, PeriodMonth)
+	}
+	c.defString("data_dir", &c.DataDir, DefaultDataDir)
+	c.defDur("store.key_sync", &c.Store.KeySync, DefaultKeySync)
+	r := &c.RateLimit
+	c.defString("ratelimit.backend", &r.Backend, RateLimitLocal)
+	c.defString("ratelimit.on_redis_error", &r.OnRedisError, DefaultOnRedisError)
+	if !c.given("ratelimit.reserve_max_tokens", r.ReserveMaxTokens == 0) {
+		r.ReserveMaxTokens = DefaultReserveMaxTokens
+	}
+	c.defInt("admission.queue", &c.Admission.Queue, DefaultQueueSize)
+	c.defDur("admission.wait.critical", &c.Admission.Wait.Critical, DefaultWaitCritical)
+	c.defDur("admission.wait.standard", &c.Admission.Wait.Standard, DefaultWaitStandard)
 }

@@ -90,7 +90,8 @@ func (c *Config) validate(errs *errorList, bad []string) {
 	backends := v.backends()
 	pools := v.models(backends, poolsIncomplete)
 	v.routes(pools, poolsIncomplete)
-	v.keys()
+	tenants := v.admission()
+	v.keys(tenants)
 }
 
 func (v *validator) hostPort(p, addr string, required bool) {
@@ -311,6 +312,8 @@ func (v *validator) models(backends map[string]bool, poolsIncomplete bool) map[s
 			v.add(p+".retry.budget", "must be from 0 to 1, got %v", r.Budget)
 		}
 		v.nonNeg(p+".retry.min_per_second", r.MinPerSecond)
+		v.problems(p+".limits", CheckLimits(m.Limits))
+		v.prices(p+".prices", m.Prices)
 	}
 	// Fallbacks, once every pool name is known.
 	for i := range v.c.Models {
@@ -451,7 +454,7 @@ func (m *Match) empty() bool {
 		len(m.Metadata) == 0 && m.MinPromptBytes == 0 && m.MaxPromptBytes == 0
 }
 
-func (v *validator) keys() {
+func (v *validator) keys(tenants map[string]bool) {
 	ids := map[string]string{}
 	hashes := map[[32]byte]string{}
 	for i := range v.c.Keys {
@@ -468,6 +471,18 @@ func (v *validator) keys() {
 			hashes[sum] = p + ".sha256"
 		}
 		v.globs(p+".models", k.Models)
+		// Without a tenants list a key's tenant is a free label (routes
+		// match on it); with one, it must be listed.
+		if k.Tenant != "" && len(v.c.Tenants) > 0 && !tenants[k.Tenant] {
+			v.add(p+".tenant", "unknown tenant %q (tenants lists no such name)", k.Tenant)
+		}
+		if s := CheckPriority(k.Priority); s != "" {
+			v.add(p+".priority", "%s", s)
+		}
+		v.problems(p+".limits", CheckLimits(k.Limits))
+		v.modelLimits(p+".model_limits", k.ModelLimits)
+		v.problems(p+".budget", CheckBudget(k.Budget))
+		v.problems(p+".metadata", CheckMetadata(k.Metadata))
 	}
 }
 
