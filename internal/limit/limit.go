@@ -118,11 +118,6 @@ type LocalOptions struct {
 	MaxBuckets int
 }
 
-// Local keeps limits in process.
-type Local struct{}
-
-// NewLocal makes a Local limiter.
-func NewLocal(o LocalOptions) *Local { return &Local{} }
 
 // RedisOptions configure Redis.
 type RedisOptions struct {
