@@ -102,8 +102,3 @@ type Store interface {
 	// Close closes the store.
 	Close() error
 }
-
-// Open opens (and migrates) the store the options select.
-func Open(ctx context.Context, o Options) (Store, error) {
-	return nil, errors.New("store: not built yet")
-}
