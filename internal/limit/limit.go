@@ -118,7 +118,6 @@ type LocalOptions struct {
 	MaxBuckets int
 }
 
-
 // RedisOptions configure Redis.
 type RedisOptions struct {
 	// URL is the server, redis://[user:password@]host:port[/db] (or rediss://).

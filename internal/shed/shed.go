@@ -44,7 +44,6 @@ type waiter struct {
 	next  *waiter
 }
 
-
 // queue is a FIFO of waiters.
 type queue struct {
 	head, tail *waiter
