@@ -123,23 +123,21 @@ type RedisOptions struct {
 	// URL is the server, redis://[user:password@]host:port[/db] (or rediss://).
 	URL string
 	// Closed refuses admissions (Kind Unavailable) while Redis is
-	// unreachable; otherwise Fallback decides them locally.
+	// unreachable; otherwise Fallback (a new Local when nil) decides them.
 	Closed   bool
 	Fallback *Local
-	// FlushInterval is how often settlements go to Redis in one batch
-	// (default 20ms).
-	FlushInterval time.Duration
+	// Timeout bounds one admission's round trip (default 250ms); a slower
+	// answer counts as Redis being unreachable.
+	Timeout time.Duration
+	// RetryInterval is how often an unreachable Redis is probed and failed
+	// settlements are sent again (default 500ms).
+	RetryInterval time.Duration
 	// LeaseTTL bounds a concurrency slot of a replica that died before
 	// releasing it (default 10m).
 	LeaseTTL time.Duration
+	// Prefix starts every key (default "switchyard:rl:").
+	Prefix string
 	// OnStateChange, when set, is told when Redis becomes unreachable (err)
 	// and reachable again (nil), once per change: the gateway logs it.
 	OnStateChange func(err error)
 }
-
-// Redis keeps limits in a Redis server shared by replicas.
-type Redis struct{}
-
-// NewRedis connects to Redis (lazily: an unreachable server is not an
-// error here; admissions then follow Closed/Fallback until it answers).
-func NewRedis(o RedisOptions) (*Redis, error) { return &Redis{}, nil }
