@@ -98,7 +98,9 @@ func TestRedisSharedAcrossLimiters(t *testing.T) {
 	srv := testsvc.StartRedis(t)
 	o := RedisOptions{Prefix: "shared:"}
 	a, b := newRedis(t, srv, o), newRedis(t, srv, o)
-	req := func() *Request { return &Request{Checks: []Check{{Name: "key:k", Limit: Limit{RPM: 600, RequestBurst: 30}}}} }
+	req := func() *Request {
+		return &Request{Checks: []Check{{Name: "key:k", Limit: Limit{RPM: 600, RequestBurst: 30}}}}
+	}
 	var admitted atomic.Int64
 	var wg sync.WaitGroup
 	for _, l := range []*Redis{a, b} {
