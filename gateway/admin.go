@@ -69,6 +69,9 @@ func (s *Server) adminHandler(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; version=0.0.4")
 		s.metrics.write(ctx)
 	default:
+		if s.serveAdminKeys(ctx) {
+			return
+		}
 		if e, ok := s.opts.Registry.endpoint(ctx.Path(), true); ok {
 			if string(ctx.Method()) != e.Method {
 				writeError(ctx, errMethod(ctx, e.Method))

@@ -11,7 +11,13 @@ import (
 // TestProxyAllocations holds the whole proxied request (client, gateway and
 // upstream in this process) to a small fixed number of allocations.
 func TestProxyAllocations(t *testing.T) {
-	c := benchGateway(t)
+	t.Run("pass-through", func(t *testing.T) { proxyAllocations(t, "", "") })
+	// Admission with the local limiter on a key, its tenant and the pool.
+	t.Run("admission", func(t *testing.T) { proxyAllocations(t, benchAdmission, benchKey) })
+}
+
+func proxyAllocations(t *testing.T, extra, key string) {
+	c := benchGatewayWith(t, extra)
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -21,6 +27,9 @@ func TestProxyAllocations(t *testing.T) {
 		req.Header.SetMethod("POST")
 		req.SetRequestURI("http://gateway/v1/chat/completions")
 		req.Header.SetContentType("application/json")
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
 		req.SetBody(benchBody)
 		doOne(t, c, req, resp)
 	}

@@ -77,6 +77,9 @@ func (s *Server) Do(ctx context.Context, req *Request) (*Response, error) {
 
 	err := s.route(x, gen, x.header)
 	if err == nil {
+		err = s.admit(x, gen)
+	}
+	if err == nil {
 		err = s.runChain(gen, x)
 	}
 	resp := &Response{}
@@ -114,7 +117,10 @@ func (x *Exchange) responseHeaders(dst []Header) []Header {
 	if x.Backend != "" {
 		dst = append(dst, Header{"X-Switchyard-Backend", x.Backend})
 	}
-	return append(dst, x.ResponseHeaders...)
+	dst = append(dst, x.ResponseHeaders...)
+	var buf [32]byte
+	x.rateLimitHeaders(buf[:0], func(k string, v []byte) { dst = append(dst, Header{k, string(v)}) })
+	return dst
 }
 
 // Stream is a streamed answer of Server.Do, as a client would receive it:
@@ -162,12 +168,19 @@ func (st *Stream) end() {
 	x.srv.finish(x)
 }
 
-// Principal returns the principal of the configured key with id keyID, for
-// Server.Do work on a key's behalf, or nil.
+// Principal returns the principal of the active key with id keyID (from
+// the config or the store), for Server.Do work on a key's behalf, or nil.
 func (s *Server) Principal(keyID string) *Principal {
 	for _, p := range s.gen.Load().keys {
 		if p.KeyID == keyID {
 			return p
+		}
+	}
+	if kr := s.keys.Load(); kr != nil {
+		for _, p := range kr.byHash {
+			if p.KeyID == keyID {
+				return p
+			}
 		}
 	}
 	return nil

@@ -28,6 +28,11 @@ const (
 	CodeUpstreamTimeout Code = "upstream_timeout"
 	CodeInternal        Code = "internal_error"
 	CodeClientClosed    Code = "client_closed"
+	// CodeInvalidAPIKey is a missing, malformed, unknown or revoked key
+	// (OpenAI's 401 code).
+	CodeInvalidAPIKey Code = "invalid_api_key"
+	// CodeInsufficientQuota is a spent budget (OpenAI's 429 code and type).
+	CodeInsufficientQuota Code = "insufficient_quota"
 )
 
 // StatusClientClosed is recorded for exchanges whose client went away
@@ -37,10 +42,13 @@ const StatusClientClosed = 499
 // Error is a failure that ends an exchange with an HTTP status and an
 // OpenAI-style error body. Stages return it unchanged up the chain.
 type Error struct {
-	Status     int
-	Code       Code
-	Param      string // the request field at fault, if any
-	Message    string
+	Status  int
+	Code    Code
+	Param   string // the request field at fault, if any
+	Message string
+	// Type overrides the body's "type" (OpenAI's rate-limit answers say
+	// "requests" or "tokens" there); empty derives it from Code.
+	Type       string
 	RetryAfter int // seconds; sent as retry-after on 429 and 503 when > 0
 	Err        error
 }
@@ -74,8 +82,10 @@ func asError(err error) *Error {
 // errorType maps a code to OpenAI's "type" values as the SDKs see them.
 func errorType(c Code) string {
 	switch c {
-	case CodeInvalidRequest, CodeNotFound, CodeBodyTooLarge:
+	case CodeInvalidRequest, CodeNotFound, CodeBodyTooLarge, CodeInvalidAPIKey:
 		return "invalid_request_error"
+	case CodeInsufficientQuota:
+		return "insufficient_quota"
 	case CodeAuthentication:
 		return "authentication_error"
 	case CodePermission:
@@ -94,7 +104,11 @@ func appendErrorBody(dst []byte, e *Error) []byte {
 	dst = append(dst, `{"error":{"message":`...)
 	dst = jsonscan.AppendString(dst, e.Message)
 	dst = append(dst, `,"type":`...)
-	dst = jsonscan.AppendString(dst, errorType(e.Code))
+	if e.Type != "" {
+		dst = jsonscan.AppendString(dst, e.Type)
+	} else {
+		dst = jsonscan.AppendString(dst, errorType(e.Code))
+	}
 	dst = append(dst, `,"param":`...)
 	if e.Param == "" {
 		dst = append(dst, "null"...)

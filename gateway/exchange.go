@@ -14,6 +14,8 @@ import (
 
 	"switchyard/backends"
 	"switchyard/internal/jsonscan"
+	"switchyard/internal/limit"
+	"switchyard/internal/shed"
 	"switchyard/router"
 )
 
@@ -21,8 +23,20 @@ import (
 type Principal struct {
 	KeyID  string
 	Tenant string
-	models []router.Glob // allowed model globs; empty = all
+	// Metadata is the key's free-form labels (keys[].metadata).
+	Metadata map[string]string
+
+	models     []router.Glob   // allowed model globs; empty = all
+	tenant     *tenant         // nil without a tenants entry
+	class      shed.Class      // priority class when pools are full
+	budget     budget          // the key's own
+	byPool     [][]limit.Check // by pool index: the limits that apply there
+	softWarned atomic.Int64    // start (unix) of the budget period last warned about
 }
+
+// Priority is the principal's priority class: critical, standard or
+// sheddable.
+func (p *Principal) Priority() string { return className(p.class) }
 
 // Header is one header to add.
 type Header struct{ Key, Value string }
@@ -77,6 +91,8 @@ type Exchange struct {
 	Usage Usage
 	// Calls counts the model calls dispatched so far.
 	Calls int
+
+	adm exchangeAdmission // what admission took, given back at the end
 
 	gen        *Generation
 	srv        *Server

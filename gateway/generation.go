@@ -30,10 +30,11 @@ type Generation struct {
 	ID     uint64
 	Built  time.Time
 
-	chains       []Handler          // by route index
-	routeTimeout []time.Duration    // by route index; 0 = none
-	clients      []*backends.Client // by upstream index
-	keys         map[[32]byte]*Principal
+	chains       []Handler               // by route index
+	routeTimeout []time.Duration         // by route index; 0 = none
+	clients      []*backends.Client      // by upstream index
+	keys         map[[32]byte]*Principal // config keys; nil when the config has neither keys nor tenants
+	adm          *admission
 	health       *backends.HealthChecker
 	closers      []Closer    // stages'
 	stops        []io.Closer // what backend kinds started, e.g. embedded simulators
@@ -174,21 +175,23 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 		return nil, errors.Join(backendErrs...)
 	}
 
-	// API keys.
-	if len(cfg.Keys) > 0 {
+	// Admission (tenants, limits, gates, prices), then the API keys, which
+	// refer to its tenants.
+	if err := g.buildAdmission(o, log); err != nil {
+		return nil, err
+	}
+	if len(cfg.Keys) > 0 || len(cfg.Tenants) > 0 {
 		g.keys = map[[32]byte]*Principal{}
-		for i, k := range cfg.Keys {
+		for i := range cfg.Keys {
+			k := &cfg.Keys[i]
 			sum, err := config.ParseKeyHash(k.SHA256)
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: keys[%d].sha256: %w", file, k.Line, i, err)
 			}
-			p := &Principal{KeyID: k.ID, Tenant: k.Tenant}
-			for _, m := range k.Models {
-				gl, err := router.CompileGlob(m)
-				if err != nil {
-					return nil, fmt.Errorf("%s:%d: keys[%d].models: %w", file, k.Line, i, err)
-				}
-				p.models = append(p.models, gl)
+			p, err := g.newPrincipal(k.ID, &keySettings{Tenant: k.Tenant, Models: k.Models, Priority: k.Priority,
+				Limits: k.Limits, ModelLimits: k.ModelLimits, Budget: k.Budget, Metadata: k.Metadata})
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: keys[%d]: %w", file, k.Line, i, err)
 			}
 			g.keys[sum] = p
 		}
@@ -201,7 +204,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	for _, r := range cfg.Routes {
 		var stages []Stage
 		for _, ref := range r.Chain {
-			st, err := o.Registry.build(file, ref, g.shared.env(Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path, Dispatcher: o.Dispatcher}))
+			st, err := o.Registry.build(file, ref, g.shared.env(Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path, Dispatcher: o.Dispatcher, Limiter: g.adm.limiter}))
 			if err != nil {
 				stageErrs = append(stageErrs, err)
 				continue
@@ -304,13 +307,22 @@ func (p *Principal) allowsPool(g *Generation, pool *router.Pool) bool {
 	return p == nil || p.allows(g.poolKey[pool.Index])
 }
 
-// allows reports whether the principal may use model.
+// allows reports whether the principal may use model: its key's globs and
+// its tenant's must both allow it.
 func (p *Principal) allows(model []byte) bool {
-	if len(p.models) == 0 {
+	if !anyGlob(p.models, model) {
+		return false
+	}
+	return p.tenant == nil || anyGlob(p.tenant.models, model)
+}
+
+// anyGlob reports whether a glob of gs matches name; an empty list allows all.
+func anyGlob(gs []router.Glob, name []byte) bool {
+	if len(gs) == 0 {
 		return true
 	}
-	for _, g := range p.models {
-		if g.Match(model) {
+	for _, g := range gs {
+		if g.Match(name) {
 			return true
 		}
 	}

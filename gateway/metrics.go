@@ -39,6 +39,7 @@ type Metrics struct {
 	reloadMu      sync.Mutex
 	generationID  float64
 	watchedNames  map[string]bool
+	beforeWrite   []func() // run before each scrape; guarded by reloadMu
 	watchedServer *Server
 }
 
@@ -99,6 +100,30 @@ var families = map[string]family{
 		"Requests in flight to a backend (streams count until their last event)."},
 	"switchyard_backend_healthy": {[]string{"backend"}, "gauge",
 		"Whether a backend is in rotation (1) or ejected or failing its active checks (0)."},
+	"switchyard_ratelimit_refused_total": {[]string{"scope", "type"}, "counter",
+		"Requests refused by a rate limit, by the limit's scope (key, tenant, pool, key_model, tenant_model, stage) and type (requests, tokens, concurrency, too_large, unavailable)."},
+	"switchyard_ratelimit_store_up": {nil, "gauge",
+		"Whether the shared rate-limit store (Redis) answers (1) or not (0); 1 with the local backend."},
+	"switchyard_ratelimit_store_errors_total": {nil, "counter",
+		"Failed calls to the shared rate-limit store (Redis)."},
+	"switchyard_ratelimit_fallbacks_total": {nil, "counter",
+		"Admissions decided by the local fallback while Redis was unreachable (on_redis_error: local)."},
+	"switchyard_budget_refused_total": {[]string{"scope", "tenant"}, "counter",
+		"Requests refused because a key's or tenant's hard budget was spent, by scope (key or tenant) and tenant."},
+	"switchyard_budget_soft_exceeded_total": {[]string{"scope", "tenant"}, "counter",
+		"Requests served past a key's or tenant's soft budget, by scope and tenant."},
+	"switchyard_tenant_spend_usd_total": {[]string{"tenant"}, "counter",
+		"Spend priced by models[].prices, in USD, by tenant (\"\" for keys without one)."},
+	"switchyard_tenant_tokens_total": {[]string{"tenant", "type"}, "counter",
+		"Tokens used, by tenant and type (prompt or completion)."},
+	"switchyard_admission_shed_total": {[]string{"model", "class"}, "counter",
+		"Requests refused (503) because their model pool was at capacity, by pool and priority class."},
+	"switchyard_admission_wait_seconds": {[]string{"class"}, "histogram",
+		"Time requests waited for capacity in their pool's queue before being admitted, by priority class."},
+	"switchyard_admission_queue_length": {[]string{"model", "class"}, "gauge",
+		"Requests waiting for capacity, by pool and priority class."},
+	"switchyard_admission_inflight": {[]string{"model"}, "gauge",
+		"Requests holding a slot of their pool's admission capacity."},
 }
 
 // latencyBuckets cover 100us to 60s for request, TTFT and overhead times.
@@ -664,6 +689,11 @@ func (m *Metrics) watchGeneration(s *Server) {
 // write writes the exposition: our families, then the Go runtime and process
 // metrics, each family once with its HELP and TYPE lines before its samples.
 func (m *Metrics) write(ctx *fasthttp.RequestCtx) {
+	m.reloadMu.Lock()
+	for _, f := range m.beforeWrite {
+		f()
+	}
+	m.reloadMu.Unlock()
 	var buf bytes.Buffer
 	m.set.WritePrometheus(&buf)
 	metrics.WriteProcessMetrics(&buf)

@@ -33,6 +33,9 @@ var switchyardFamilies = map[string]dto.MetricType{
 	"switchyard_config_generation":                            dto.MetricType_GAUGE,
 	"switchyard_backend_inflight":                             dto.MetricType_GAUGE,
 	"switchyard_backend_healthy":                              dto.MetricType_GAUGE,
+	"switchyard_ratelimit_store_up":                           dto.MetricType_GAUGE,
+	"switchyard_ratelimit_store_errors_total":                 dto.MetricType_COUNTER,
+	"switchyard_ratelimit_fallbacks_total":                    dto.MetricType_COUNTER,
 }
 
 // TestMetricsExposition runs /metrics, after traffic of every kind and a

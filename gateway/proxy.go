@@ -249,7 +249,7 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	}
 	x.RespBody = append(x.RespBody[:0], body...)
 	if pt, ct, ok := sse.ScanUsage(x.RespBody); ok {
-		x.Usage = Usage{pt, ct}
+		x.Usage = Usage{pt, ct, sse.ScanCachedTokens(x.RespBody)}
 	} else if x.Op == OpResponses || x.Op == OpResponseGet {
 		x.Usage = responsesUsage(x.RespBody)
 	}

@@ -45,15 +45,28 @@ func fixedUpstream(tb testing.TB) string {
 
 // benchGateway serves a pass-through config over an in-memory listener and
 // returns a client connected to it.
-func benchGateway(tb testing.TB) *fasthttp.HostClient {
+func benchGateway(tb testing.TB) *fasthttp.HostClient { return benchGatewayWith(tb, "") }
+
+// benchAdmission is config for the admission benchmarks: a key, its tenant
+// and the pool, each with limits that never refuse, so every request runs
+// the local limiter on three buckets.
+const benchAdmission = `
+tenants: [{name: t, limits: {rpm: 1000000000, tpm: 100000000000}}]
+keys: [{id: k, sha256: 33b5fb8c5f369b9f538e2b97699ebbd61c58b246bf8e0a6b43cc58ee6c7efefb, tenant: t, limits: {rpm: 1000000000, tpm: 100000000000, concurrency: 1000000}}]
+`
+
+// benchKey is the key whose sha256 benchAdmission lists.
+const benchKey = "sk-bench-admission"
+
+func benchGatewayWith(tb testing.TB, extra string) *fasthttp.HostClient {
 	up := fixedUpstream(tb)
 	path := filepath.Join(tb.TempDir(), "bench.yaml")
 	cfg := `
 listen: 127.0.0.1:0
 server: {watch_interval: 0s}
 backends: [{name: up, url: "` + up + `"}]
-models: [{name: m, targets: [{backend: up}]}]
-`
+models: [{name: m, targets: [{backend: up}], limits: {rpm: 1000000000, tpm: 100000000000}}]
+` + extra
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
 	}
@@ -87,8 +100,10 @@ func doOne(tb testing.TB, c *fasthttp.HostClient, req *fasthttp.Request, resp *f
 	}
 }
 
-func benchProxy(b *testing.B, body []byte) {
-	c := benchGateway(b)
+func benchProxy(b *testing.B, body []byte) { benchProxyWith(b, body, "", "") }
+
+func benchProxyWith(b *testing.B, body []byte, extra, key string) {
+	c := benchGatewayWith(b, extra)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	b.RunParallel(func(pb *testing.PB) {
@@ -101,10 +116,20 @@ func benchProxy(b *testing.B, body []byte) {
 			req.Header.SetMethod("POST")
 			req.SetRequestURI("http://gateway/v1/chat/completions")
 			req.Header.SetContentType("application/json")
+			if key != "" {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
 			req.SetBody(body)
 			doOne(b, c, req, resp)
 		}
 	})
+}
+
+// BenchmarkProxyChatAdmission is BenchmarkProxyChat with admission on: a
+// key, its tenant and the pool limited (local limiter, three buckets);
+// compare the two in one run for the stage's cost.
+func BenchmarkProxyChatAdmission(b *testing.B) {
+	benchProxyWith(b, benchBody, benchAdmission, benchKey)
 }
 
 // BenchmarkProxyChat is a whole proxied, non-streamed chat request: client ->

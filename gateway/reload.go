@@ -48,6 +48,11 @@ func (s *Server) reload(raw []byte) error {
 		s.log.Error("config reload refused; the previous config keeps serving", "file", file, "reason", why)
 		return fmt.Errorf("reloading %s: refused: %s; the previous config keeps serving", file, why)
 	}
+	if why := s.refuseStoreChange(cfg); why != "" {
+		s.metrics.reloaded(false, nil)
+		s.log.Error("config reload refused; the previous config keeps serving", "file", file, "reason", why)
+		return fmt.Errorf("reloading %s: refused: %s; the previous config keeps serving", file, why)
+	}
 	// Resources: in-flight counts, ejections and health carry over by backend name.
 	g, err := Build(cfg, BuildOptions{Registry: s.opts.Registry, Log: s.log, Metrics: s.metrics, StartSims: true, Resources: s.resources, Dispatcher: s})
 	if err != nil {
@@ -59,7 +64,9 @@ func (s *Server) reload(raw []byte) error {
 		s.log.Warn("listen and server settings change only on restart", "file", file)
 	}
 	s.gen.Store(g)
+	s.rebuildKeys(g)
 	s.metrics.reloaded(true, g)
+	s.metrics.watchAdmission(s)
 	s.log.Info("config reloaded", "file", file, "generation", g.ID)
 	s.retire(old)
 	return nil
@@ -87,6 +94,19 @@ func refuseReload(cur, next *config.Config) string {
 	}
 	if len(changed) > 0 {
 		return strings.Join(changed, ", ") + " changed; admin settings apply only at restart (restore them in the file, or restart to apply them)"
+	}
+	return ""
+}
+
+// refuseStoreChange says why next cannot be loaded without a restart: the
+// store is opened at start, so a reload can neither move it nor start using
+// it. The reason names keys, never values (a DSN holds a password).
+func (s *Server) refuseStoreChange(next *config.Config) string {
+	switch {
+	case s.store != nil && storeSettings(next) != s.storeSettings:
+		return "data_dir or store.postgres.dsn changed; the store is chosen only at restart"
+	case s.store == nil && needsStore(next, s.opts.AdminListen):
+		return "the new config needs the durable store (a budget, or store.postgres), which opens only at start; restart to use it"
 	}
 	return ""
 }

@@ -240,10 +240,10 @@ func TestFailedBuildReleasesItsResources(t *testing.T) {
 	if len(own) != 1 || own[0].res.closed.Load() != 1 || !isDone(own[0].ctx) {
 		t.Fatal("the failed build's own resource was not closed, or its context not cancelled")
 	}
-	// The serving generation's stage resource, its backend's live state and
-	// the router's ejection lock.
-	if pool.Len() != 3 {
-		t.Fatalf("pool holds %d values, want the serving generation's 3", pool.Len())
+	// The serving generation's stage resource, its backend's live state,
+	// the router's ejection lock and the rate limiter.
+	if pool.Len() != 4 {
+		t.Fatalf("pool holds %d values, want the serving generation's 4", pool.Len())
 	}
 }
 

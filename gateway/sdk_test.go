@@ -322,8 +322,8 @@ keys:
 		typ    string
 		retry  bool
 	}{
-		{"no key", chat, nil, 401, "authentication_error", false},
-		{"bad key", chat, []string{"Authorization", "Bearer sk-bad"}, 401, "authentication_error", false},
+		{"no key", chat, nil, 401, "invalid_request_error", false},
+		{"bad key", chat, []string{"Authorization", "Bearer sk-bad"}, 401, "invalid_request_error", false},
 		{"invalid json", `{"model":`, []string{"Authorization", "Bearer sk-good"}, 400, "invalid_request_error", false},
 		{"missing model", `{"messages":[]}`, []string{"Authorization", "Bearer sk-good"}, 400, "invalid_request_error", false},
 		{"unknown model", `{"model":"nope","messages":[]}`, []string{"Authorization", "Bearer sk-good"}, 404, "invalid_request_error", false},
@@ -366,7 +366,7 @@ keys:
 	// The SDK sees the same as a typed error.
 	c := sdk(g, "sk-bad")
 	_, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "sim-chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")}})
-	if e := apiError(t, err); e.StatusCode != 401 || e.Type != "authentication_error" {
+	if e := apiError(t, err); e.StatusCode != 401 || e.Type != "invalid_request_error" || e.Code != "invalid_api_key" {
 		t.Errorf("SDK error = %d %q", e.StatusCode, e.Type)
 	}
 }

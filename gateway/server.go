@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,6 +25,8 @@ import (
 	"switchyard/gateway/config"
 	"switchyard/internal/jsonscan"
 	"switchyard/internal/respool"
+	"switchyard/internal/spend"
+	"switchyard/internal/store"
 	"switchyard/router"
 )
 
@@ -56,6 +57,15 @@ type Server struct {
 	ctx    context.Context // cancelled by Shutdown; owns the watcher and retirers
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// The durable store and the spend ledger, when the config uses them
+	// (nil otherwise), and the store's keys compiled against the current
+	// generation. The store is chosen at start; reloads keep it.
+	store         store.Store
+	ledger        *spend.Ledger
+	storeSettings string
+	keys          atomic.Pointer[keyring]
+	keysMu        sync.Mutex
 
 	watcher  watcher
 	idPrefix [8]byte
@@ -92,8 +102,14 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.gen.Store(g)
+	if err := s.openStore(cfg); err != nil {
+		g.Close()
+		s.cancel()
+		return nil, err
+	}
 	s.metrics.reloaded(true, g)
 	s.metrics.watchGeneration(s)
+	s.metrics.watchAdmission(s)
 	s.maxBody = int(cfg.Server.MaxBodySize)
 	s.srv = &fasthttp.Server{
 		Handler:                       s.Handler,
@@ -121,6 +137,10 @@ func New(o Options) (*Server, error) {
 	if cfg.Server.WatchInterval.D() > 0 {
 		s.wg.Add(1)
 		go s.watch(cfg.Server.WatchInterval.D())
+	}
+	if s.store != nil {
+		s.wg.Add(1)
+		go s.runKeySync(cfg.Store.KeySync.D())
 	}
 	return s, nil
 }
@@ -163,6 +183,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if g := s.gen.Load(); g != nil {
 		g.Close()
 	}
+	s.closeStore()
 	return errors.Join(errs...)
 }
 
@@ -213,7 +234,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 // serveEndpoint serves a plugin's public endpoint, authenticated as the
 // API is.
 func (s *Server) serveEndpoint(ctx *fasthttp.RequestCtx, gen *Generation, e Endpoint) {
-	p, ok := gen.caller(ctx)
+	p, ok := s.caller(ctx, gen)
 	if !ok {
 		return
 	}
@@ -224,13 +245,13 @@ func (s *Server) serveEndpoint(ctx *fasthttp.RequestCtx, gen *Generation, e Endp
 	e.Handle(ctx, p)
 }
 
-// caller authenticates ctx when keys are configured; on failure it has
+// caller authenticates ctx when keys are in use; on failure it has
 // answered 401 and ok is false. Without keys the principal is nil.
-func (g *Generation) caller(ctx *fasthttp.RequestCtx) (p *Principal, ok bool) {
-	if g.keys == nil {
+func (s *Server) caller(ctx *fasthttp.RequestCtx, gen *Generation) (p *Principal, ok bool) {
+	if !s.authRequired(gen) {
 		return nil, true
 	}
-	p, err := g.principal(ctx)
+	p, err := s.principal(ctx, gen)
 	if err != nil {
 		writeError(ctx, asError(err))
 		return nil, false
@@ -265,7 +286,7 @@ func errNoModel(name []byte) *Error {
 
 // serveModel answers GET /v1/models/{model} (model names may contain '/').
 func (s *Server) serveModel(ctx *fasthttp.RequestCtx, gen *Generation, name []byte) {
-	p, ok := gen.caller(ctx)
+	p, ok := s.caller(ctx, gen)
 	if !ok {
 		return
 	}
@@ -297,6 +318,9 @@ func (s *Server) serveInference(ctx *fasthttp.RequestCtx, op Op, arg []byte) {
 	}
 	if err == nil {
 		err = s.route(x, gen, &ctx.Request.Header)
+	}
+	if err == nil {
+		err = s.admit(x, gen)
 	}
 	if err == nil {
 		err = s.runChain(gen, x)
@@ -408,35 +432,17 @@ func (s *Server) route(x *Exchange, gen *Generation, header router.HeaderGetter)
 	return nil
 }
 
-// authenticate resolves the bearer key into a principal when keys are set.
+// authenticate resolves the bearer key into a principal when keys are in use.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *Exchange, gen *Generation) error {
-	if gen.keys == nil {
+	if !s.authRequired(gen) {
 		return nil
 	}
-	p, err := gen.principal(ctx)
+	p, err := s.principal(ctx, gen)
 	if err != nil {
 		return err
 	}
 	x.Principal = p
 	return nil
-}
-
-func (g *Generation) principal(ctx *fasthttp.RequestCtx) (*Principal, error) {
-	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
-	var key []byte
-	if len(auth) > 7 && bytes.EqualFold(auth[:7], []byte("bearer ")) {
-		key = bytes.TrimSpace(auth[7:])
-	} else if k := ctx.Request.Header.Peek("api-key"); len(k) > 0 {
-		key = k
-	}
-	if len(key) == 0 {
-		return nil, &Error{Status: fasthttp.StatusUnauthorized, Code: CodeAuthentication, Message: "missing API key: send it as 'Authorization: Bearer <key>'"}
-	}
-	p := g.keys[sha256.Sum256(key)]
-	if p == nil {
-		return nil, &Error{Status: fasthttp.StatusUnauthorized, Code: CodeAuthentication, Message: "incorrect API key provided"}
-	}
-	return p, nil
 }
 
 // setRequestID takes a sane client x-request-id or makes one, and returns it.
@@ -479,6 +485,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, x *Exchange) {
 	for _, hd := range x.ResponseHeaders {
 		h.Set(hd.Key, hd.Value)
 	}
+	x.writeRateLimitHeaders(h)
 	if x.Streaming && x.source != nil {
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		h.SetContentType("text/event-stream")
@@ -510,6 +517,7 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, x *Exchange, err error) {
 	if e.Status >= 500 {
 		s.log.Warn("request failed", "request_id", string(x.RequestID), "status", e.Status, "error", e.Error())
 	}
+	x.writeRateLimitHeaders(&ctx.Response.Header)
 	writeError(ctx, e)
 }
 
@@ -523,6 +531,7 @@ func (s *Server) finish(x *Exchange) {
 	}
 	x.endRelay(context.Canceled)
 	x.runDefers()
+	s.settle(x)
 	s.metrics.request(x)
 	if x.gen.Config.Log.Requests {
 		u := x.TotalUsage()
@@ -544,11 +553,11 @@ func routeName(r *router.Route) string {
 
 func (s *Server) serveModels(ctx *fasthttp.RequestCtx, gen *Generation) {
 	ctx.SetContentType("application/json")
-	if gen.keys == nil {
+	if !s.authRequired(gen) {
 		ctx.SetBody(gen.models)
 		return
 	}
-	p, err := gen.principal(ctx)
+	p, err := s.principal(ctx, gen)
 	if err != nil {
 		writeError(ctx, asError(err))
 		return

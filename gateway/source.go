@@ -71,7 +71,7 @@ func (u *upstreamSource) Next() (data, raw []byte, err error) {
 	u.stream.Extend(time.Now())
 	u.usageEvent = false
 	if pt, ct, ok := sse.ScanUsage(data); ok {
-		u.x.Usage, u.usageEvent = Usage{pt, ct}, true
+		u.x.Usage, u.usageEvent = Usage{pt, ct, sse.ScanCachedTokens(data)}, true
 	} else if u.x.Op == OpResponses && (bytes.Contains(data, responseCompleted) || bytes.Contains(data, responseIncomplete)) {
 		u.x.Usage = responsesUsage(data)
 	}
@@ -98,11 +98,17 @@ func (u *upstreamSource) Close() error {
 }
 
 // Usage is the token usage of a model call.
-type Usage struct{ PromptTokens, CompletionTokens int64 }
+type Usage struct {
+	PromptTokens, CompletionTokens int64
+	// CachedTokens are the prompt tokens the backend served from its
+	// prefix cache (usage.prompt_tokens_details.cached_tokens), part of
+	// PromptTokens; budgets price them at prices.cached_input.
+	CachedTokens int64
+}
 
 // Add returns u plus v.
 func (u Usage) Add(v Usage) Usage {
-	return Usage{u.PromptTokens + v.PromptTokens, u.CompletionTokens + v.CompletionTokens}
+	return Usage{u.PromptTokens + v.PromptTokens, u.CompletionTokens + v.CompletionTokens, u.CachedTokens + v.CachedTokens}
 }
 
 // chunker renders OpenAI stream chunks of one answer: chat completion
@@ -289,7 +295,7 @@ func Replay(x *Exchange, stored []byte) (EventSource, error) {
 	if c.includeUsage {
 		var u Usage
 		if a.Usage != nil {
-			u = Usage{a.Usage.PromptTokens, a.Usage.CompletionTokens}
+			u = Usage{PromptTokens: a.Usage.PromptTokens, CompletionTokens: a.Usage.CompletionTokens}
 		}
 		add(c.usage(u))
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"switchyard/gateway/config"
+	"switchyard/internal/limit"
 	"switchyard/internal/respool"
 	"switchyard/internal/sse"
 )
@@ -94,6 +95,10 @@ type Env struct {
 	// dispatch as a client's request; nil where the generation is built
 	// without a server (validation).
 	Dispatcher Dispatcher
+	// Limiter is the gateway's rate limiter (in process, or Redis shared by
+	// replicas, as ratelimit.backend says), for stages that add limits of
+	// their own; see Exchange.MergeLimits and RateLimitError.
+	Limiter limit.Limiter
 
 	ctx context.Context // cancelled when the generation closes; see Context
 }

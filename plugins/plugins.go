@@ -7,6 +7,7 @@ import (
 	"switchyard/gateway"
 	"switchyard/plugins/defaults"
 	"switchyard/plugins/headers"
+	"switchyard/plugins/ratelimit"
 	"switchyard/plugins/simbackend"
 )
 
@@ -16,5 +17,6 @@ import (
 func RegisterAll(reg *gateway.Registry) {
 	reg.Register(defaults.Factory)
 	reg.Register(headers.Factory)
+	reg.Register(ratelimit.Factory)
 	reg.RegisterBackend(simbackend.Kind)
 }

@@ -106,6 +106,29 @@ func ScanUsage(data []byte) (prompt, completion int64, ok bool) {
 	return prompt, completion, true
 }
 
+// ScanCachedTokens reads usage.prompt_tokens_details.cached_tokens of a
+// chunk or body that has a usage object (0 when absent). Call it after
+// ScanUsage found the usage: it looks the object up again.
+func ScanCachedTokens(data []byte) int64 {
+	usage, ok := jsonscan.Lookup(data, "usage")
+	if !ok || len(usage) == 0 || usage[0] != '{' {
+		return 0
+	}
+	d, ok := jsonscan.Lookup(usage, "prompt_tokens_details")
+	if !ok || len(d) == 0 || d[0] != '{' {
+		return 0
+	}
+	v, ok := jsonscan.Lookup(d, "cached_tokens")
+	if !ok {
+		return 0
+	}
+	n, ok := jsonscan.ParseInt(v)
+	if !ok || n < 0 {
+		return 0
+	}
+	return n
+}
+
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
