@@ -143,11 +143,21 @@ func (s *sqlStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// nextVersion draws a key version greater than every one before.
+// keyWriteLock is the PostgreSQL advisory lock that serializes key writes.
+const keyWriteLock = 0x5377_6b65_7973 // "Swkeys"
+
+// nextVersion draws a key version greater than every one before. Readers
+// follow versions (KeysSince), so versions must become visible in order:
+// on PostgreSQL a transaction-level advisory lock serializes key writes
+// (rare: admin calls), so no transaction with a lower version commits after
+// one with a higher; on SQLite the write transaction does.
 func (s *sqlStore) nextVersion(ctx context.Context, tx *sql.Tx) (int64, error) {
 	var v int64
 	var err error
 	if s.kind == kindPostgres {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(keyWriteLock)); err != nil {
+			return 0, err
+		}
 		err = tx.QueryRowContext(ctx, "SELECT nextval('key_version')").Scan(&v)
 	} else {
 		err = tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) + 1 FROM keys").Scan(&v)
