@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"switchyard/internal/testsvc"
 	"sync"
 	"testing"
 	"time"
@@ -543,4 +544,59 @@ keys:
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%s:16", path)) || !strings.Contains(err.Error(), `unknown tenant "ghost"`) {
 		t.Errorf("error = %v", err)
 	}
+}
+
+// TestAdminKeysSeenByASecondReplica: two gateways on one PostgreSQL store:
+// a key made, rotated or revoked on one is seen by the other within its
+// key_sync interval.
+func TestAdminKeysSeenByASecondReplica(t *testing.T) {
+	dsn := testsvc.Postgres(t)
+	t.Setenv("TEST_ADMIN_TOKEN", "adm")
+	t.Setenv("TEST_PG_DSN", dsn)
+	cfg := `
+listen: 127.0.0.1:0
+server: {watch_interval: 0s}
+admin: {listen: 127.0.0.1:0, token: "${TEST_ADMIN_TOKEN}"}
+store: {postgres: {dsn: "${TEST_PG_DSN}"}, key_sync: 100ms}
+backends:
+  - {name: sim, kind: sim, sim: {model: sim-chat, profile: fast, itl: 1ms}}
+models:
+  - {name: sim-chat, targets: [{backend: sim}]}
+tenants: [{name: acme}]
+`
+	a, b := startGateway(t, cfg), startGateway(t, cfg)
+	admin := a.serveAdmin(t)
+	auth := bearer("adm")
+	// within polls b until the key gets want.
+	within := func(key string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			code, _, body := post(t, b.url+"/v1/chat/completions", admChat, bearer(key)...)
+			if code == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("second replica: %d %s, want %d within 5s", code, body, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	code, _, body := call(t, "POST", admin+"/admin/keys", `{"id":"shared","tenant":"acme"}`, auth...)
+	var made keyAnswer
+	if err := json.Unmarshal(body, &made); code != 201 || err != nil {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	within(made.Key, 200)
+	code, _, body = call(t, "POST", admin+"/admin/keys/shared/rotate", "", auth...)
+	var rot keyAnswer
+	if err := json.Unmarshal(body, &rot); code != 200 || err != nil {
+		t.Fatalf("rotate: %d %s", code, body)
+	}
+	within(rot.Key, 200)
+	within(made.Key, 401)
+	if code, _, body := call(t, "DELETE", admin+"/admin/keys/shared", "", auth...); code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	within(rot.Key, 401)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"switchyard/internal/testsvc"
 	"testing"
 	"time"
 
@@ -31,6 +32,11 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp/stackless.funcWorker"),
+		// The PostgreSQL server of the store tests stops after the check.
+		goleak.Cleanup(func(code int) {
+			testsvc.StopAll()
+			os.Exit(code)
+		}),
 	)
 }
 
