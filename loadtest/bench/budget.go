@@ -24,6 +24,7 @@ const (
 	budgetIdleMiB        = 30.0  // idle RSS
 	budgetPeakMiB        = 60.0  // peak RSS under the open/closed load
 	budgetStreamsMiB     = 150.0 // 1,000 concurrent streams
+	budgetAdmissionUS    = 10.0  // admission (local limits) adds <= 10 us p50
 
 	// loadSaturated is the load side's busy fraction from which the
 	// closed loop is taken to be limited by the load side, not the proxy.
@@ -167,6 +168,30 @@ func BudgetChecks(r *Results) []Check {
 			Measured: measured,
 			Status:   status(s >= budgetThroughputFrac*n),
 		})
+	}
+
+	// Admission on vs off: the admission path's p50 over the plain
+	// gateway's, at the budget's rates.
+	if r.Admission {
+		for _, rate := range budgetRates {
+			if !slices.Contains(r.Settings.Rates, rate) {
+				continue
+			}
+			name := fmt.Sprintf("chat, admission (local limits) added p50 at %g req/s", rate)
+			budget := fmt.Sprintf("<= switchyard + %.0f µs", budgetAdmissionUS)
+			on, off := r.Find(ScenarioChat, PathAdmission, "open", rate), r.Find(ScenarioChat, PathSwitchyard, "open", rate)
+			if on == nil || off == nil || len(on.Samples) == 0 || len(off.Samples) == 0 {
+				na(name, budget, "not measured")
+				continue
+			}
+			a, b := on.Agg(), off.Agg()
+			d := a.P50 - b.P50
+			measured := fmt.Sprintf("%+.0f µs: %s", d, margin(d-budgetAdmissionUS, "µs"))
+			if noise := max(a.P50Max-a.P50Min, b.P50Max-b.P50Min); a.N > 1 && math.Abs(d-budgetAdmissionUS) < noise {
+				measured += fmt.Sprintf(" (within the noise: repeats span up to %.0f µs)", noise)
+			}
+			out = append(out, Check{Name: name, Budget: budget, Measured: measured, Status: status(d <= budgetAdmissionUS)})
+		}
 	}
 
 	mib := func(kb uint64) float64 { return float64(kb) / 1024 }

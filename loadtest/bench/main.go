@@ -13,6 +13,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -216,6 +218,28 @@ models:
 `, listen, upstream, benchModel)
 }
 
+// benchKey is the admission path's API key (its sha256 is in the config).
+const benchKey = "sk-bench-admission"
+
+// admissionConfig is gatewayConfig with admission on: one tenant and one
+// key with limits on the key, the tenant and the pool, all far above the
+// load, so every request is decided by the local limiter and admitted.
+func admissionConfig(listen, upstream string) string {
+	sum := sha256.Sum256([]byte(benchKey))
+	cfg := strings.Replace(gatewayConfig(listen, upstream), "Switchyard as a plain pass-through proxy.",
+		"Switchyard with admission on (key, tenant and pool limits).", 1)
+	cfg = strings.Replace(cfg, "      - backend: sim\n", "      - backend: sim\n    limits: {rpm: 100000000, tpm: 10000000000, concurrency: 100000}\n", 1)
+	return cfg + fmt.Sprintf(`tenants:
+  - name: bench
+    limits: {rpm: 100000000, tpm: 10000000000}
+keys:
+  - id: bench
+    sha256: %s
+    tenant: bench
+    limits: {rpm: 100000000, tpm: 10000000000, concurrency: 100000}
+`, hex.EncodeToString(sum[:]))
+}
+
 // env holds what a run needs: the binary, the temp dir and the processes.
 type env struct {
 	o        options
@@ -231,6 +255,7 @@ type env struct {
 // stack is one set of servers: the simulator, the gateway, maybe nginx.
 type stack struct {
 	sim, gw, ng *proc
+	adm         *proc // the gateway with admission on
 	ngPIDs      []int // nginx master and worker
 	urls        map[string]string
 }
@@ -249,19 +274,23 @@ func (e *env) startSim(ctx context.Context, name string, extra ...string) (*proc
 }
 
 func (e *env) startGateway(ctx context.Context, name, upstream string) (*proc, string, error) {
+	return e.startGatewayWith(ctx, name, upstream, gatewayConfig)
+}
+
+func (e *env) startGatewayWith(ctx context.Context, name, upstream string, config func(listen, upstream string) string) (*proc, string, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
 	cfgPath := filepath.Join(e.dir, name+".yaml")
-	if err := os.WriteFile(cfgPath, []byte(gatewayConfig(addr, upstream)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(config(addr, upstream)), 0o644); err != nil {
 		return nil, "", fmt.Errorf("writing gateway config: %w", err)
 	}
 	p, err := e.ps.start(name, e.proxyCPU, filepath.Join(e.dir, name+".log"), []string{e.bin, "serve", "--config", cfgPath})
 	if err != nil {
 		return nil, "", err
 	}
-	return p, addr, waitReady(ctx, p, "http://"+addr+"/v1/models")
+	return p, addr, waitReady(ctx, p, "http://"+addr+"/readyz") // /v1/models may need a key
 }
 
 // nginxVersion returns nginx's version line, or an error saying why nginx
@@ -390,6 +419,14 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		return err
 	}
 	st.urls[PathSwitchyard] = "http://" + gwAddr
+	// The second gateway, admission on: on the proxy's CPU too, idle
+	// while the others are measured.
+	var admAddr string
+	if st.adm, admAddr, err = e.startGatewayWith(ctx, "switchyard-admission", simAddr, admissionConfig); err != nil {
+		return err
+	}
+	st.urls[PathAdmission] = "http://" + admAddr
+	res.Admission = true
 	if path, v, err := nginxVersion(o.nginx); err != nil {
 		res.NginxNote = err.Error()
 	} else {
@@ -481,7 +518,7 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		}
 		res.Memory.NginxPeakKB = m.HWM
 	}
-	for _, p := range []*proc{st.sim, st.gw, st.ng} {
+	for _, p := range []*proc{st.sim, st.gw, st.adm, st.ng} {
 		if p == nil {
 			continue
 		}
@@ -497,7 +534,7 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 			res.Notes = append(res.Notes, fmt.Sprintf("nginx's error log: `%s`", oneLine(string(b), 300)))
 		}
 	}
-	for _, p := range []*proc{st.ng, st.gw, st.sim} {
+	for _, p := range []*proc{st.ng, st.adm, st.gw, st.sim} {
 		if p != nil {
 			p.stop()
 		}
@@ -595,6 +632,9 @@ func (e *env) measure(ctx context.Context, st *stack, path string, cfg loadtest.
 	switch path {
 	case PathSwitchyard:
 		proxyPIDs = []int{st.gw.pid()}
+	case PathAdmission:
+		proxyPIDs = []int{st.adm.pid()}
+		cfg.APIKeys = []string{benchKey}
 	case PathNginx:
 		proxyPIDs = st.ngPIDs
 	}

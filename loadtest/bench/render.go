@@ -25,6 +25,9 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 	fmt.Fprintf(&b, "- Upstream: `switchyard sim --profile fast` (no simulated time), prompts of %d tokens, %d output tokens (chat) and %d (streams)\n",
 		s.PromptTokens, s.OutputTokens, s.StreamTokens)
 	fmt.Fprintf(&b, "- Switchyard: `switchyard serve` with a pass-through config (one `openai` backend, one model, log level warn, no request logs, compression off)\n")
+	if r.Admission {
+		fmt.Fprintf(&b, "- %s: a second `switchyard serve`, the same config plus a tenant and a key with limits on the key, the tenant and the pool (local limiter), on the proxy's CPU\n", PathAdmission)
+	}
 	if r.Nginx != "" {
 		fmt.Fprintf(&b, "- nginx: %s, 1 worker, upstream keepalive, HTTP/1.1, `proxy_buffering off`, no access log\n", r.Nginx)
 	} else {
@@ -154,6 +157,37 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 				}
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", sc, l.label, cpuCell(PathSwitchyard, sa), ngCell, ratio)
+		}
+	}
+
+	if r.Admission {
+		fmt.Fprintf(&b, "\n## Admission on vs off\n\n")
+		fmt.Fprintf(&b, "The same gateway with admission on (`%s`: a key of a tenant, with request, token and\n", PathAdmission)
+		fmt.Fprintf(&b, "concurrency limits on the key, the tenant and the model pool, all far above the load, decided by\n")
+		fmt.Fprintf(&b, "the local limiter) against the pass-through gateway, in the same run. Δ is on minus off, of the\n")
+		fmt.Fprintf(&b, "medians; the spread of the repeats (see the tables above) is the noise floor.\n\n")
+		fmt.Fprintf(&b, "| scenario | load | p50 off | p50 on | Δ p50 | Δ p99 | CPU µs/req off | CPU µs/req on | Δ CPU µs/req |\n")
+		fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, sc := range []string{ScenarioChat, ScenarioStream} {
+			type load struct {
+				mode  string
+				rate  float64
+				label string
+			}
+			var loads []load
+			for _, rate := range s.Rates {
+				loads = append(loads, load{"open", rate, fmt.Sprintf("%g req/s", rate)})
+			}
+			loads = append(loads, load{"closed", 0, fmt.Sprintf("closed, %d conns", s.Concurrency)})
+			for _, l := range loads {
+				off, on := r.Find(sc, PathSwitchyard, l.mode, l.rate), r.Find(sc, PathAdmission, l.mode, l.rate)
+				if off == nil || on == nil || len(off.Samples) == 0 || len(on.Samples) == 0 {
+					continue
+				}
+				a, c := off.Agg(), on.Agg()
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %+.0f | %+.0f | %.1f | %.1f | %+.1f |\n", sc, l.label,
+					us(a.P50), us(c.P50), c.P50-a.P50, c.P99-a.P99, a.ProxyCPU, c.ProxyCPU, c.ProxyCPU-a.ProxyCPU)
+			}
 		}
 	}
 

@@ -11,6 +11,10 @@ const (
 	PathDirect     = "direct"     // the simulator itself
 	PathSwitchyard = "switchyard" // the gateway with a pass-through config
 	PathNginx      = "nginx"      // nginx as a plain reverse proxy
+	// PathAdmission is the gateway with admission on: a key of a tenant,
+	// with request, token and concurrency limits on the key, the tenant and
+	// the model pool (the local limiter, three buckets), never reached.
+	PathAdmission = "switchyard+admission"
 )
 
 // Scenarios, as loadtest names them.
@@ -171,8 +175,10 @@ type Results struct {
 	LoadAfter  string        `json:"loadavg_after"`
 	Elapsed    time.Duration `json:"elapsed"`
 	// Nginx is nginx's version, or empty when it was not run; NginxNote says why.
-	Nginx     string   `json:"nginx,omitempty"`
-	NginxNote string   `json:"nginx_note,omitempty"`
+	Nginx     string `json:"nginx,omitempty"`
+	NginxNote string `json:"nginx_note,omitempty"`
+	// Admission is set when the admission path was measured.
+	Admission bool     `json:"admission,omitempty"`
 	Settings  Settings `json:"settings"`
 	Points    []*Point `json:"points"`
 	Memory    Memory   `json:"memory"`
@@ -204,6 +210,9 @@ func (r *Results) point(scenario, path, mode string, rate float64, conc int) *Po
 // Paths returns the paths measured, in display order.
 func (r *Results) Paths() []string {
 	paths := []string{PathDirect, PathSwitchyard}
+	if r.Admission {
+		paths = append(paths, PathAdmission)
+	}
 	if r.Nginx != "" {
 		paths = append(paths, PathNginx)
 	}
