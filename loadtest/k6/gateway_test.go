@@ -1,0 +1,156 @@
+package k6_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"switchyard/gateway"
+	"switchyard/plugins"
+)
+
+// k6 itself cannot run here (its licence keeps it out of the project's
+// tools), so ratelimit.js meets the real gateway this way: the test sends
+// the script's two phases at its rates to a Switchyard with a limit, records
+// every answer (status, headers, body), and evaluates the script's own
+// checks and thresholds over them as k6 would. They pass against the limit
+// and fail against the same gateway without it.
+
+const limitedKey = "sk-k6-limited"
+
+// serveGateway runs a gateway on the embedded simulator with the key's
+// limits (none when limits is empty) and returns its URL.
+func serveGateway(t *testing.T, limits string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(limitedKey))
+	key := "  - {id: k6, sha256: " + hex.EncodeToString(sum[:])
+	if limits != "" {
+		key += ", limits: " + limits
+	}
+	cfg := `
+listen: 127.0.0.1:0
+server: {watch_interval: 0s}
+log: {level: error, requests: false}
+backends:
+  - {name: sim, kind: sim, sim: {model: sim-chat, profile: fast}}
+models:
+  - {name: sim-chat, targets: [{backend: sim}]}
+keys:
+` + key + "}\n"
+	path := filepath.Join(t.TempDir(), "switchyard.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reg := gateway.NewRegistry()
+	plugins.RegisterAll(reg)
+	srv, err := gateway.New(gateway.Options{ConfigPath: path, Registry: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// record sends n requests at rate a second, as the script's iteration does,
+// and returns the answers as iterations of scenario.
+func record(t *testing.T, url, scenario string, n int, rate float64) []iteration {
+	t.Helper()
+	body := `{"model":"sim-chat","messages":[{"role":"user","content":"ping"}],"max_tokens":1}`
+	every := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	out := make([]iteration, 0, n)
+	for i := 0; i < n; i++ {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * every)))
+		req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+limitedKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		h := map[string]string{}
+		for k, v := range resp.Header {
+			h[k] = strings.Join(v, ", ")
+		}
+		out = append(out, iteration{Scenario: scenario, Response: response{Status: resp.StatusCode, Body: string(b), Headers: h}})
+	}
+	return out
+}
+
+func TestRateLimitScriptAgainstTheGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("paced requests for about 8 s")
+	}
+	// LIMIT=10 req/s: rpm 600 with a burst of 10. The script's phases, shortened:
+	// under at LIMIT/2 for 2 s, a pause for the bucket to refill, over at
+	// RATE=30 for 3 s.
+	env := map[string]string{"LIMIT": "10", "RATE": "30"}
+	phases := func(url string) run {
+		under := record(t, url, "under", 10, 5)
+		time.Sleep(1500 * time.Millisecond)
+		over := record(t, url, "over", 90, 30)
+		return run{Env: env, Iterations: append(under, over...)}
+	}
+	failing := func(r result) []string {
+		var failed []string
+		for metric, tr := range r.ThresholdResults {
+			for rule, ok := range tr.Rules {
+				if !ok {
+					failed = append(failed, metric+": "+rule)
+				}
+			}
+		}
+		slices.Sort(failed)
+		return failed
+	}
+
+	limited := phases(serveGateway(t, "{rpm: 600, burst: 10}"))
+	r := runNode(t, map[string]any{"ratelimit.js": limited}, "ratelimit.js")["ratelimit.js"]
+	if r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	if f := failing(r); len(f) > 0 {
+		t.Errorf("against the limit, thresholds failed: %q\n%+v", f, r.ThresholdResults)
+	}
+	n429 := 0
+	for _, it := range limited.Iterations {
+		if it.Response.Status == 429 {
+			n429++
+		}
+	}
+	t.Logf("against rpm 600 burst 10: %d of %d refused", n429, len(limited.Iterations))
+
+	open := run{Env: env, Iterations: append(record(t, serveGateway(t, ""), "under", 10, 1000),
+		record(t, serveGateway(t, ""), "over", 90, 1000)...)}
+	r = runNode(t, map[string]any{"ratelimit.js": open}, "ratelimit.js")["ratelimit.js"]
+	if r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	f := failing(r)
+	if !slices.Contains(f, "limited_responses: count>0") {
+		t.Errorf("without the limit, thresholds failed: %q; want limited_responses to fail", f)
+	}
+}
