@@ -73,7 +73,7 @@ func (s *Server) adminHandler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		if e, ok := s.opts.Registry.endpoint(ctx.Path(), true); ok {
-			if string(ctx.Method()) != e.Method {
+			if !e.allows(ctx.Method()) {
 				writeError(ctx, errMethod(ctx, e.Method))
 				return
 			}

@@ -524,3 +524,13 @@ func (s *Server) serveUsage(ctx *fasthttp.RequestCtx) {
 	})
 	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"object": "list", "period": period, "start": start, "data": out})
 }
+
+// DecodeStrict decodes a JSON body strictly, for plugins' endpoints: an
+// empty body, unknown fields, a key given twice and data after the object
+// are errors (an *Error with status 400 and a message saying which).
+func DecodeStrict(body []byte, v any) error {
+	if e := decodeStrict(body, v); e != nil {
+		return e
+	}
+	return nil
+}

@@ -238,7 +238,7 @@ func (s *Server) serveEndpoint(ctx *fasthttp.RequestCtx, gen *Generation, e Endp
 	if !ok {
 		return
 	}
-	if string(ctx.Method()) != e.Method {
+	if !e.allows(ctx.Method()) {
 		writeError(ctx, errMethod(ctx, e.Method))
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -99,6 +100,9 @@ type Env struct {
 	// replicas, as ratelimit.backend says), for stages that add limits of
 	// their own; see Exchange.MergeLimits and RateLimitError.
 	Limiter limit.Limiter
+	// DataDir is the config's data_dir (resolved), where a stage keeps
+	// files that survive restarts (the semantic cache's index).
+	DataDir string
 
 	ctx context.Context // cancelled when the generation closes; see Context
 }
@@ -115,7 +119,7 @@ var _ Dispatcher = (*Server)(nil)
 // authenticated like the API (Handle gets the caller's principal, nil when
 // no keys are configured); admin endpoints are behind the admin token.
 type Endpoint struct {
-	Method string // GET, POST, ...
+	Method string // GET, POST, ...; several comma-separated ("GET, DELETE"): Handle tells them apart
 	Path   string // exact path, e.g. /v1/files
 	Admin  bool   // served on the admin listener instead
 	Handle func(ctx *fasthttp.RequestCtx, p *Principal)
@@ -134,6 +138,16 @@ func (r *Registry) RegisterEndpoint(e Endpoint) {
 		panic("gateway: endpoint path taken by an operation: " + e.Path)
 	}
 	r.endpoints[k] = e
+}
+
+// allows reports whether the endpoint takes method.
+func (e Endpoint) allows(method []byte) bool {
+	for m := range strings.SplitSeq(e.Method, ",") {
+		if strings.TrimSpace(m) == string(method) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e Endpoint) key() string {
@@ -284,3 +298,8 @@ func compileChain(stages []Stage, terminal Handler) Handler {
 	}
 	return h
 }
+
+// WriteError writes err as an OpenAI error body with its status, for
+// plugins' endpoints (an *Error keeps its status and code; any other error
+// is a 500).
+func WriteError(ctx *fasthttp.RequestCtx, err error) { writeError(ctx, asError(err)) }
