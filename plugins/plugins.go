@@ -5,6 +5,7 @@ package plugins
 
 import (
 	"switchyard/gateway"
+	"switchyard/plugins/cache"
 	"switchyard/plugins/defaults"
 	"switchyard/plugins/headers"
 	"switchyard/plugins/ratelimit"
@@ -18,5 +19,6 @@ func RegisterAll(reg *gateway.Registry) {
 	reg.Register(defaults.Factory)
 	reg.Register(headers.Factory)
 	reg.Register(ratelimit.Factory)
+	cache.Register(reg)
 	reg.RegisterBackend(simbackend.Kind)
 }

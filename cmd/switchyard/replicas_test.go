@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,5 +308,57 @@ func TestReplicasShareATokenLimit(t *testing.T) {
 	}
 	if okReqs.Load() == 0 || okReqs.Load() >= 3*15*secs {
 		t.Errorf("admitted %d of %d: the limit did not bite", okReqs.Load(), 3*15*secs)
+	}
+}
+
+// TestReplicasShareTheCache: two `switchyard serve` processes on one
+// redis-server: an answer cached through one is a hit on the other, exact
+// and semantic.
+func TestReplicasShareTheCache(t *testing.T) {
+	rd := testsvc.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := fmt.Sprintf(`
+listen: 127.0.0.1:0
+server: {watch_interval: 0s}
+log: {level: warn}
+data_dir: %s
+backends:
+  - {name: sim, kind: sim, sim: {model: sim-chat, profile: fast, output-len: "6"}}
+models:
+  - {name: sim-chat, targets: [{backend: sim}]}
+routes:
+  - name: default
+    match: {model: "*"}
+    chain:
+      - cache: {semantic: {persist: false}, shared: {redis: "%s"}}
+`, t.TempDir(), rd.URL())
+	reps := startReplicas(t, ctx, 2, cfg)
+	ask := func(r *replica, prompt string) (string, string) {
+		body := `{"model":"sim-chat","temperature":0,"max_tokens":50,"messages":[{"role":"user","content":` + strconv.Quote(prompt) + `}]}`
+		resp, err := http.Post(r.url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.Header.Get("X-Switchyard-Cache"), string(b)
+	}
+	if o, _ := ask(reps[0], "Which ocean is the deepest?"); o != "miss" {
+		t.Fatalf("first: %q", o)
+	}
+	if o, _ := ask(reps[1], "Which ocean is the deepest?"); o != "hit" {
+		t.Errorf("exact on the other replica: %q", o)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		o, _ := ask(reps[1], "which ocean is the deepest")
+		if o == "semantic-hit" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("semantic on the other replica: %q after 5s:\n%s", o, reps[1].logs)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
