@@ -194,6 +194,27 @@ func BudgetChecks(r *Results) []Check {
 		}
 	}
 
+	// A cache hit is cheaper than the direct path: lower p50 than the
+	// simulator reached directly, and less proxy CPU than the simulator
+	// spends on a request.
+	if r.CacheHit {
+		for _, rate := range budgetRates {
+			if !slices.Contains(r.Settings.Rates, rate) {
+				continue
+			}
+			name := fmt.Sprintf("chat, exact cache hit p50 at %g req/s", rate)
+			hit, d := r.Find(ScenarioChat, PathCacheHit, "open", rate), r.Find(ScenarioChat, PathDirect, "open", rate)
+			if hit == nil || d == nil || len(hit.Samples) == 0 || len(d.Samples) == 0 {
+				na(name, "< direct", "not measured")
+				continue
+			}
+			h, da := hit.Agg(), d.Agg()
+			out = append(out, Check{Name: name, Budget: "< direct", Measured: fmt.Sprintf("%.0f µs vs %.0f µs direct", h.P50, da.P50), Status: status(h.P50 < da.P50)})
+			name = fmt.Sprintf("chat, exact cache hit CPU per request at %g req/s", rate)
+			out = append(out, Check{Name: name, Budget: "< the upstream's", Measured: fmt.Sprintf("%.1f µs (gateway) vs %.1f µs (simulator, direct)", h.ProxyCPU, da.UpstreamCPU), Status: status(h.ProxyCPU < da.UpstreamCPU)})
+		}
+	}
+
 	mib := func(kb uint64) float64 { return float64(kb) / 1024 }
 	m := r.Memory
 	mem := []struct {

@@ -240,6 +240,19 @@ keys:
 `, hex.EncodeToString(sum[:]))
 }
 
+// cacheConfig is gatewayConfig with the cache stage (exact only; every
+// request cached, deterministic or not).
+func cacheConfig(listen, upstream string) string {
+	cfg := strings.Replace(gatewayConfig(listen, upstream), "Switchyard as a plain pass-through proxy.",
+		"Switchyard with the exact cache.", 1)
+	return cfg + `routes:
+  - name: default
+    match: {model: "*"}
+    chain:
+      - cache: {nondeterministic: true, allow_truncated: true}
+`
+}
+
 // env holds what a run needs: the binary, the temp dir and the processes.
 type env struct {
 	o        options
@@ -256,6 +269,7 @@ type env struct {
 type stack struct {
 	sim, gw, ng *proc
 	adm         *proc // the gateway with admission on
+	cache       *proc // the gateway with the cache stage
 	ngPIDs      []int // nginx master and worker
 	urls        map[string]string
 }
@@ -427,6 +441,12 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 	}
 	st.urls[PathAdmission] = "http://" + admAddr
 	res.Admission = true
+	var cacheAddr string
+	if st.cache, cacheAddr, err = e.startGatewayWith(ctx, "switchyard-cache", simAddr, cacheConfig); err != nil {
+		return err
+	}
+	st.urls[PathCacheHit] = "http://" + cacheAddr
+	res.CacheHit = true
 	if path, v, err := nginxVersion(o.nginx); err != nil {
 		res.NginxNote = err.Error()
 	} else {
@@ -518,7 +538,7 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		}
 		res.Memory.NginxPeakKB = m.HWM
 	}
-	for _, p := range []*proc{st.sim, st.gw, st.adm, st.ng} {
+	for _, p := range []*proc{st.sim, st.gw, st.adm, st.cache, st.ng} {
 		if p == nil {
 			continue
 		}
@@ -534,7 +554,7 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 			res.Notes = append(res.Notes, fmt.Sprintf("nginx's error log: `%s`", oneLine(string(b), 300)))
 		}
 	}
-	for _, p := range []*proc{st.ng, st.adm, st.gw, st.sim} {
+	for _, p := range []*proc{st.ng, st.cache, st.adm, st.gw, st.sim} {
 		if p != nil {
 			p.stop()
 		}
@@ -635,6 +655,9 @@ func (e *env) measure(ctx context.Context, st *stack, path string, cfg loadtest.
 	case PathAdmission:
 		proxyPIDs = []int{st.adm.pid()}
 		cfg.APIKeys = []string{benchKey}
+	case PathCacheHit:
+		proxyPIDs = []int{st.cache.pid()}
+		cfg.RepeatRatio = 1 // one prompt: after the first, every request is a hit
 	case PathNginx:
 		proxyPIDs = st.ngPIDs
 	}

@@ -25,6 +25,9 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 	fmt.Fprintf(&b, "- Upstream: `switchyard sim --profile fast` (no simulated time), prompts of %d tokens, %d output tokens (chat) and %d (streams)\n",
 		s.PromptTokens, s.OutputTokens, s.StreamTokens)
 	fmt.Fprintf(&b, "- Switchyard: `switchyard serve` with a pass-through config (one `openai` backend, one model, log level warn, no request logs, compression off)\n")
+	if r.CacheHit {
+		fmt.Fprintf(&b, "- %s: a third `switchyard serve` with the `cache` stage (exact, every request cached); the load repeats one prompt, so every request after the first is a hit\n", PathCacheHit)
+	}
 	if r.Admission {
 		fmt.Fprintf(&b, "- %s: a second `switchyard serve`, the same config plus a tenant and a key with limits on the key, the tenant and the pool (local limiter), on the proxy's CPU\n", PathAdmission)
 	}

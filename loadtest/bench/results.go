@@ -15,6 +15,9 @@ const (
 	// with request, token and concurrency limits on the key, the tenant and
 	// the model pool (the local limiter, three buckets), never reached.
 	PathAdmission = "switchyard+admission"
+	// PathCacheHit is the gateway with the cache stage (exact), the load
+	// repeating one prompt: every request after the first is a hit.
+	PathCacheHit = "switchyard+cache-hit"
 )
 
 // Scenarios, as loadtest names them.
@@ -178,10 +181,12 @@ type Results struct {
 	Nginx     string `json:"nginx,omitempty"`
 	NginxNote string `json:"nginx_note,omitempty"`
 	// Admission is set when the admission path was measured.
-	Admission bool     `json:"admission,omitempty"`
-	Settings  Settings `json:"settings"`
-	Points    []*Point `json:"points"`
-	Memory    Memory   `json:"memory"`
+	Admission bool `json:"admission,omitempty"`
+	// CacheHit is set when the cache-hit path was measured.
+	CacheHit bool     `json:"cache_hit,omitempty"`
+	Settings Settings `json:"settings"`
+	Points   []*Point `json:"points"`
+	Memory   Memory   `json:"memory"`
 	// Notes are extra remarks printed at the end (gateway errors, noise).
 	Notes []string `json:"notes,omitempty"`
 }
@@ -212,6 +217,9 @@ func (r *Results) Paths() []string {
 	paths := []string{PathDirect, PathSwitchyard}
 	if r.Admission {
 		paths = append(paths, PathAdmission)
+	}
+	if r.CacheHit {
+		paths = append(paths, PathCacheHit)
 	}
 	if r.Nginx != "" {
 		paths = append(paths, PathNginx)

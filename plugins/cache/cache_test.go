@@ -35,7 +35,7 @@ func hashKey(k string) string {
 
 // config is a gateway on the embedded simulator (answers of 6 tokens, so
 // they finish with "stop") whose default route caches; extra is appended.
-func config(t *testing.T, stage, extra string) string {
+func config(t testing.TB, stage, extra string) string {
 	t.Helper()
 	return `
 listen: 127.0.0.1:0
@@ -61,7 +61,7 @@ routes:
 ` + extra
 }
 
-func start(t *testing.T, cfg string) *gw {
+func start(t testing.TB, cfg string) *gw {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "switchyard.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -100,7 +100,7 @@ func start(t *testing.T, cfg string) *gw {
 }
 
 // stop shuts the gateway down now.
-func (g *gw) stop(t *testing.T) { g.stopFn() }
+func (g *gw) stop(t testing.TB) { g.stopFn() }
 
 type answer struct {
 	status int
