@@ -48,6 +48,7 @@ func TestNodeSDK(t *testing.T) {
 routes:
   - {name: replay, match: {model: canned-replay}, chain: [{test_canned: {mode: replay}}], to: sim-chat}
   - {name: synth, match: {model: canned-synth}, chain: [{test_canned: {mode: synth}}], to: sim-chat}
+  - {name: cached, match: {model: cached-chat}, chain: [{cache: {nondeterministic: true, allow_truncated: true}}], to: sim-chat}
   - {name: default}
 `))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -215,6 +215,17 @@ func BudgetChecks(r *Results) []Check {
 		}
 	}
 
+	if r.CacheHit {
+		name := "chat, exact cache hit throughput, closed loop"
+		hit, d := r.Find(ScenarioChat, PathCacheHit, "closed", 0), r.Find(ScenarioChat, PathDirect, "closed", 0)
+		if hit == nil || d == nil || len(hit.Samples) == 0 || len(d.Samples) == 0 {
+			na(name, ">= direct", "not measured")
+		} else {
+			h, da := hit.Agg().Throughput, d.Agg().Throughput
+			out = append(out, Check{Name: name, Budget: ">= direct", Measured: fmt.Sprintf("%.0f vs %.0f req/s direct = %.2fx", h, da, h/da), Status: status(h >= da)})
+		}
+	}
+
 	mib := func(kb uint64) float64 { return float64(kb) / 1024 }
 	m := r.Memory
 	mem := []struct {

@@ -61,7 +61,9 @@ function request(i) {
   const body = JSON.stringify({
     model: MODEL,
     messages: [{ role: 'user', content: `Cache test prompt number ${i}: what is the capital of France?` }],
-    max_tokens: 16,
+    // Room for the whole answer: one cut off by max_tokens (finish_reason
+    // length) is not stored by Switchyard's cache.
+    max_tokens: 128,
     temperature: 0,
   });
   return http.post(`${BASE_URL}/v1/chat/completions`, body, { headers: headers(), timeout: '60s' });

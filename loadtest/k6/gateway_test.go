@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,12 @@ models:
   - {name: sim-chat, targets: [{backend: sim}]}
 keys:
 ` + key + "}\n"
+	return serveConfig(t, cfg)
+}
+
+// serveConfig runs a gateway of cfg and returns its URL.
+func serveConfig(t *testing.T, cfg string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "switchyard.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -82,22 +89,28 @@ func record(t *testing.T, url, scenario string, n int, rate float64) []iteration
 	out := make([]iteration, 0, n)
 	for i := 0; i < n; i++ {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * every)))
-		req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+limitedKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		h := map[string]string{}
-		for k, v := range resp.Header {
-			h[k] = strings.Join(v, ", ")
-		}
-		out = append(out, iteration{Scenario: scenario, Response: response{Status: resp.StatusCode, Body: string(b), Headers: h}})
+		out = append(out, send(t, url, body, scenario))
 	}
 	return out
+}
+
+// send posts one chat request with the test key and records the answer.
+func send(t *testing.T, url, body, scenario string) iteration {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+limitedKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	h := map[string]string{}
+	for k, v := range resp.Header {
+		h[k] = strings.Join(v, ", ")
+	}
+	return iteration{Scenario: scenario, Response: response{Status: resp.StatusCode, Body: string(b), Headers: h}}
 }
 
 func TestRateLimitScriptAgainstTheGateway(t *testing.T) {
@@ -152,5 +165,67 @@ func TestRateLimitScriptAgainstTheGateway(t *testing.T) {
 	f := failing(r)
 	if !slices.Contains(f, "limited_responses: count>0") {
 		t.Errorf("without the limit, thresholds failed: %q; want limited_responses to fail", f)
+	}
+}
+
+// TestCacheScriptAgainstTheGateway: cache.js's setup and iterations sent to
+// a real Switchyard with the cache stage, the answers replayed through the
+// script's checks and thresholds: they pass; against the same gateway
+// without the stage, they fail.
+func TestCacheScriptAgainstTheGateway(t *testing.T) {
+	serve := func(chain string) string {
+		sum := sha256.Sum256([]byte(limitedKey))
+		cfg := `
+listen: 127.0.0.1:0
+server: {watch_interval: 0s}
+log: {level: error, requests: false}
+backends:
+  - {name: sim, kind: sim, sim: {model: sim-chat, profile: fast, output-len: "uniform:20-60"}}
+models:
+  - {name: sim-chat, targets: [{backend: sim}]}
+keys:
+  - {id: k6, sha256: ` + hex.EncodeToString(sum[:]) + `}
+routes:
+  - {name: default, match: {model: "*"}, chain: ` + chain + `}
+`
+		return serveConfig(t, cfg)
+	}
+	ask := func(url string, i int, scenario string) iteration {
+		body := `{"model":"sim-chat","messages":[{"role":"user","content":"Cache test prompt number ` + strconv.Itoa(i) +
+			`: what is the capital of France?"}],"max_tokens":128,"temperature":0}`
+		return send(t, url, body, scenario)
+	}
+	rec := func(url string) run {
+		var r run
+		for i := 0; i < 5; i++ {
+			r.Setup = append(r.Setup, ask(url, i, "").Response)
+		}
+		for i := 0; i < 20; i++ {
+			r.Iterations = append(r.Iterations, ask(url, i%5, "repeat"))
+		}
+		return r
+	}
+	failing := func(r result) []string {
+		var failed []string
+		for metric, tr := range r.ThresholdResults {
+			for rule, ok := range tr.Rules {
+				if !ok {
+					failed = append(failed, metric+": "+rule)
+				}
+			}
+		}
+		slices.Sort(failed)
+		return failed
+	}
+	r := runNode(t, map[string]any{"cache.js": rec(serve("[cache]"))}, "cache.js")["cache.js"]
+	if r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	if f := failing(r); len(f) > 0 {
+		t.Errorf("against the cache, thresholds failed: %q\n%+v", f, r.ThresholdResults)
+	}
+	r = runNode(t, map[string]any{"cache.js": rec(serve("[]"))}, "cache.js")["cache.js"]
+	if f := failing(r); !slices.Contains(f, "cache_hits: count>0") {
+		t.Errorf("without the cache, thresholds failed: %q; want cache_hits to fail", f)
 	}
 }

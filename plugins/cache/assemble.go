@@ -161,13 +161,14 @@ func (a *assembler) answer(promptTokens, completionTokens int64) ([]byte, error)
 	type message struct {
 		Role      string     `json:"role"`
 		Content   *string    `json:"content"`
-		Refusal   *string    `json:"refusal,omitempty"`
+		Refusal   *string    `json:"refusal"`
 		ToolCalls []toolCall `json:"tool_calls,omitempty"`
 	}
 	type choice struct {
 		Index        int      `json:"index"`
 		Message      *message `json:"message,omitempty"`
 		Text         *string  `json:"text,omitempty"`
+		Logprobs     any      `json:"logprobs"`
 		FinishReason string   `json:"finish_reason"`
 	}
 	out := struct {

@@ -94,14 +94,14 @@ type Stage struct {
 	embedder embed.Embedder
 	met      stageMetrics
 	bufs     sync.Pool // *[]byte
-	storeWG  sync.WaitGroup
 }
 
 type stageMetrics struct {
 	hits, semHits, misses, bypass, stores, skipped *metrics.Counter
 	falseHits                                      *metrics.Counter
 	similarity                                     *metrics.PrometheusHistogram
-	bytes, entries                                 *metrics.Gauge
+	bytes, entries, semEntries                     *metrics.Gauge
+	evictions                                      *metrics.Counter
 }
 
 // gauges updates the exact cache's size gauges.
@@ -109,6 +109,10 @@ func (s *Stage) gauges() {
 	if s.exact != nil && s.met.bytes != nil {
 		s.met.bytes.Set(float64(s.exact.bytes.Load()))
 		s.met.entries.Set(float64(s.exact.entries.Load()))
+		s.met.evictions.Set(uint64(s.exact.evictions.Load()))
+	}
+	if s.sem != nil && s.met.semEntries != nil {
+		s.met.semEntries.Set(float64(s.sem.Len()))
 	}
 }
 
@@ -178,9 +182,12 @@ func (s *Stage) Provision(env *gateway.Env) error {
 	if s.exact != nil {
 		s.met.bytes = env.Metrics.Gauge("switchyard_cache_bytes"+q, "Bytes held by the exact cache (compressed entries and their overhead), by route.")
 		s.met.entries = env.Metrics.Gauge("switchyard_cache_entries"+q, "Entries in the exact cache, by route.")
-		s.met.bytes.Set(float64(s.exact.bytes.Load()))
-		s.met.entries.Set(float64(s.exact.entries.Load()))
+		s.met.evictions = env.Metrics.Counter("switchyard_cache_evictions_total"+q, "Exact entries evicted to stay within max_bytes, by route.")
 	}
+	if s.sem != nil {
+		s.met.semEntries = env.Metrics.Gauge("switchyard_cache_semantic_entries"+q, "Entries in the semantic cache, by route.")
+	}
+	s.gauges()
 	s.m.add(s)
 	return nil
 }

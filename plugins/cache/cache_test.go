@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"switchyard/gateway"
+	"switchyard/internal/spectest"
 	"switchyard/plugins"
 )
 
@@ -287,6 +288,7 @@ func TestStreamsAreStoredAndReplayed(t *testing.T) {
 			FinishReason string                   `json:"finish_reason"`
 		} `json:"choices"`
 	}
+	spectest.Check(t, "CreateChatCompletionResponse", []byte(hit.body))
 	if err := json.Unmarshal([]byte(hit.body), &c); err != nil || c.Object != "chat.completion" || len(c.Choices) != 1 ||
 		c.Choices[0].Message.Content != text || c.Choices[0].FinishReason != "stop" {
 		t.Fatalf("assembled answer %s, want content %q", hit.body, text)

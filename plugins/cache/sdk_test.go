@@ -8,6 +8,8 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"switchyard/internal/spectest"
 )
 
 // TestOfficialSDKReadsHits: the official Go SDK reads a cached answer
@@ -30,8 +32,13 @@ func TestOfficialSDKReadsHits(t *testing.T) {
 		t.Fatal(err)
 	}
 	h1 = r1.Header
-	second, err := c.Chat.Completions.New(ctx, params, option.WithResponseInto(&r2))
-	if err != nil {
+	var raw []byte
+	if _, err := c.Chat.Completions.New(ctx, params, option.WithResponseInto(&r2), option.WithResponseBodyInto(&raw)); err != nil {
+		t.Fatal(err)
+	}
+	spectest.Check(t, "CreateChatCompletionResponse", raw)
+	var second openai.ChatCompletion
+	if err := second.UnmarshalJSON(raw); err != nil {
 		t.Fatal(err)
 	}
 	h2 = r2.Header
@@ -47,7 +54,9 @@ func TestOfficialSDKReadsHits(t *testing.T) {
 	stream := c.Chat.Completions.NewStreaming(ctx, params, option.WithResponseInto(&r3))
 	var acc openai.ChatCompletionAccumulator
 	for stream.Next() {
-		acc.AddChunk(stream.Current())
+		ch := stream.Current()
+		spectest.Check(t, "CreateChatCompletionStreamResponse", []byte(ch.RawJSON()))
+		acc.AddChunk(ch)
 	}
 	if err := stream.Err(); err != nil {
 		t.Fatal(err)

@@ -98,3 +98,22 @@ func TestSemanticEntriesSurviveARestart(t *testing.T) {
 		t.Errorf("after restart: %q", outcome(a))
 	}
 }
+
+// TestSemanticWithAnEmbeddingsPool: the embedder is a model pool of the
+// config, called through the gateway.
+func TestSemanticWithAnEmbeddingsPool(t *testing.T) {
+	g := start(t, config(t, "cache: {exact: {enabled: false}, semantic: {embedder: sim-embed, threshold: 0.9}}", ""))
+	chat(t, g, "sk-acme-1", chatBody("", "What is the capital of France?", ""))
+	if a := chat(t, g, "sk-acme-1", chatBody("", "what is the capital of france", "")); outcome(a) != "semantic-hit" {
+		t.Errorf("paraphrase with the pool's vectors: %q", outcome(a))
+	}
+	if a := chat(t, g, "sk-acme-1", chatBody("", "What is the capital of Spain?", "")); outcome(a) != "miss" {
+		t.Errorf("near miss: %q", outcome(a))
+	}
+	// An embedder that fails (here: no such pool) leaves the request
+	// uncached; it is still answered.
+	g2 := start(t, config(t, "cache: {exact: {enabled: false}, semantic: {embedder: no-such-pool}}", ""))
+	if a := chat(t, g2, "sk-acme-1", chatBody("", "hello there", "")); a.status != 200 {
+		t.Errorf("with a failing embedder: %d %s", a.status, a.body)
+	}
+}

@@ -68,6 +68,24 @@ for (const [model, want] of [["canned-replay", "a stored answer"], ["canned-synt
   const plain = await client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }] });
   assert.equal(plain.choices[0].message.content, "a stored answer");
 }
+// The cache stage: a miss, then a hit read plain and as a replayed stream.
+{
+  const params = { model: "cached-chat", messages: [{ role: "user", content: "cache me" }], max_tokens: 6 };
+  const miss = await client.chat.completions.create(params).withResponse();
+  assert.equal(miss.response.headers.get("x-switchyard-cache"), "miss");
+  const hit = await client.chat.completions.create(params).withResponse();
+  assert.equal(hit.response.headers.get("x-switchyard-cache"), "hit");
+  assert.equal(hit.data.id, miss.data.id);
+  assert.equal(hit.data.choices[0].message.content, miss.data.choices[0].message.content);
+  const s = await client.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
+  let got = "", u = null;
+  for await (const chunk of s) {
+    if (chunk.choices.length === 0) { u = chunk.usage; continue; }
+    got += chunk.choices[0].delta.content ?? "";
+  }
+  assert.equal(got, miss.data.choices[0].message.content);
+  assert.equal(u.total_tokens, miss.data.usage.total_tokens);
+}
 // The Responses API, plain and streamed, and a stored response read back.
 const resp = await client.responses.create({ model: "sim-chat", input: "Hello", max_output_tokens: 4 });
 assert.equal(resp.object, "response");
