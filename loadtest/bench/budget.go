@@ -226,6 +226,19 @@ func BudgetChecks(r *Results) []Check {
 		}
 	}
 
+	// Stage hot paths.
+	for _, m := range r.Micro {
+		switch {
+		case m.Package == "internal/limit" && m.Name == "LocalAdmit":
+			out = append(out, Check{Name: "local limiter decision (3 buckets), allocations", Budget: "0 allocs/op",
+				Measured: fmt.Sprintf("%.0f ns/op, %.0f allocs/op", m.Metrics["ns/op"], m.Metrics["allocs/op"]), Status: status(m.Metrics["allocs/op"] == 0)})
+		case m.Package == "plugins/cache" && m.Name == "SemanticLookup/entries=100000":
+			p99 := m.Metrics["p99-ns"] / 1000
+			out = append(out, Check{Name: "semantic lookup p99 at 100k entries (builtin embedding included)", Budget: "<= 1 ms",
+				Measured: fmt.Sprintf("%.0f µs", p99), Status: status(p99 <= 1000)})
+		}
+	}
+
 	mib := func(kb uint64) float64 { return float64(kb) / 1024 }
 	m := r.Memory
 	mem := []struct {

@@ -37,6 +37,8 @@ import (
 // options are the harness's flags.
 type options struct {
 	quick          bool
+	micro          bool // run the stages' Go benchmarks after the load
+	addMicro       bool // with render: run them now, into the results file
 	rates          []float64
 	duration       time.Duration
 	warmup         time.Duration
@@ -103,6 +105,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "", "markdown output file (default: BENCHMARKS.md at the module root; none with --quick)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the raw results as JSON to this file")
 	fs.StringVar(&o.render, "render", "", "only re-render the markdown from a results file written by --json (no run)")
+	fs.BoolVar(&o.micro, "micro", true, "also run the stages' Go benchmarks (go test -bench; about 3 minutes)")
+	fs.BoolVar(&o.addMicro, "add-micro", false, "with --render: run the stages' Go benchmarks now and add them to the results file before rendering")
 	fs.StringVar(&o.bin, "bin", "", "use this switchyard binary instead of building one")
 	fs.StringVar(&o.nginx, "nginx", "nginx", "nginx binary; empty or not found: skip the nginx path")
 	fs.BoolVar(&o.pin, "pin", true, "pin processes to CPUs with taskset when it exists and there are 2+ CPUs")
@@ -565,6 +569,11 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 			return err
 		}
 	}
+	if o.micro && !o.quick {
+		if res.Micro, err = runMicro(ctx, root, stderr); err != nil {
+			return err
+		}
+	}
 
 	res.LoadAfter = loadAvg()
 	res.Elapsed = time.Since(began)
@@ -615,6 +624,22 @@ func rerender(o options, stdout, stderr io.Writer) error {
 	var res Results
 	if err := json.Unmarshal(b, &res); err != nil {
 		return fmt.Errorf("reading results %s: %w", o.render, err)
+	}
+	if o.addMicro {
+		root, err := moduleRoot()
+		if err != nil {
+			return err
+		}
+		if res.Micro, err = runMicro(context.Background(), root, stderr); err != nil {
+			return err
+		}
+		b, err := json.MarshalIndent(&res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.render, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", o.render, err)
+		}
 	}
 	return output(&res, o.out, stdout, stderr)
 }

@@ -213,6 +213,8 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 			m.StreamsOK, m.StreamsErrors, kindsSuffix(m.StreamsErrorKinds), m.StreamsTTFTMax)
 	}
 
+	renderMicro(&b, r.Micro)
+
 	fmt.Fprintf(&b, "\n## Budget\n\nAgainst DESIGN.md, \"Performance budget\" (latency at 1k and 2k req/s; MiB = 1024² bytes).\n\n")
 	fmt.Fprintf(&b, "| check | budget | measured | result |\n|---|---|---|---|\n")
 	checks := BudgetChecks(r)

@@ -187,6 +187,8 @@ type Results struct {
 	Settings Settings `json:"settings"`
 	Points   []*Point `json:"points"`
 	Memory   Memory   `json:"memory"`
+	// Micro holds the stage benchmarks (go test -bench) of the run.
+	Micro []Micro `json:"micro,omitempty"`
 	// Notes are extra remarks printed at the end (gateway errors, noise).
 	Notes []string `json:"notes,omitempty"`
 }
