@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -204,7 +205,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	for _, r := range cfg.Routes {
 		var stages []Stage
 		for _, ref := range r.Chain {
-			st, err := o.Registry.build(file, ref, g.shared.env(Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path, Dispatcher: o.Dispatcher, Limiter: g.adm.limiter, DataDir: g.Config.DataPath()}))
+			st, err := o.Registry.build(file, ref, g.shared.env(Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path, Dispatcher: o.Dispatcher, Limiter: g.adm.limiter, DataDir: g.Config.DataPath(), ConfigDir: filepath.Dir(g.Config.File)}))
 			if err != nil {
 				stageErrs = append(stageErrs, err)
 				continue

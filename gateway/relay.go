@@ -142,6 +142,17 @@ func (x *Exchange) relayNext() ([]byte, error) {
 		return r.out, nil
 	}
 	out, err := x.observe(data)
+	var end *EndStream
+	if errors.As(err, &end) {
+		// An observer ends the stream the OpenAI way (a content filter):
+		// its final events go out, and the upstream is dropped (which
+		// stops its generation).
+		_ = x.endObservers(nil, err)
+		x.closeSource()
+		r.ended, r.sawDone = true, true
+		r.out = append(r.out[:0], end.Events...)
+		return r.out, io.EOF
+	}
 	if err != nil {
 		// An observer refused the stream: end it with an error event and
 		// drop the upstream (which stops its generation).

@@ -74,6 +74,18 @@ type StreamObserver interface {
 	OnEnd(x *Exchange, dst []byte, cause error) []byte
 }
 
+// EndStream is the error a stream observer returns from OnEvent to end the
+// stream cleanly with Events (framed as AppendEvent frames them; a chunk
+// with finish_reason content_filter, the usage chunk, [DONE]) instead of
+// an error event. The upstream is dropped, which stops its generation; the
+// other observers' OnEnd get the EndStream as cause.
+type EndStream struct {
+	Events []byte
+	Reason string // for logs
+}
+
+func (e *EndStream) Error() string { return "stream ended by an observer: " + e.Reason }
+
 // AppendEvent appends data framed as one stream event ("data: " + data +
 // "\n\n") to dst, for stream observers.
 func AppendEvent(dst, data []byte) []byte { return sse.AppendEvent(dst, data) }
@@ -103,6 +115,9 @@ type Env struct {
 	// DataDir is the config's data_dir (resolved), where a stage keeps
 	// files that survive restarts (the semantic cache's index).
 	DataDir string
+	// ConfigDir is the directory of the config file, against which a
+	// stage resolves relative paths (the guard's policy directory).
+	ConfigDir string
 
 	ctx context.Context // cancelled when the generation closes; see Context
 }

@@ -7,6 +7,7 @@ import (
 	"switchyard/gateway"
 	"switchyard/plugins/cache"
 	"switchyard/plugins/defaults"
+	"switchyard/plugins/guard"
 	"switchyard/plugins/headers"
 	"switchyard/plugins/ratelimit"
 	"switchyard/plugins/simbackend"
@@ -19,6 +20,7 @@ func RegisterAll(reg *gateway.Registry) {
 	reg.Register(defaults.Factory)
 	reg.Register(headers.Factory)
 	reg.Register(ratelimit.Factory)
+	reg.Register(guard.Factory)
 	cache.Register(reg)
 	reg.RegisterBackend(simbackend.Kind)
 }

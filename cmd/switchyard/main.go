@@ -18,6 +18,7 @@ Usage:
   switchyard validate --config FILE
   switchyard sim      --listen HOST:PORT --model NAME [flags]
   switchyard load     --url URL --model NAME [flags]
+  switchyard policy test [-v] [DIR]     (the Rego tests of a policy directory; default policy/rego)
   switchyard version
 
 Run "switchyard COMMAND -h" for the flags of one command.
@@ -38,6 +39,8 @@ func main() {
 		err = runSim(args)
 	case "load":
 		err = runLoad(args)
+	case "policy":
+		err = runPolicy(args)
 	case "version", "--version", "-version":
 		fmt.Println("switchyard", version)
 	case "help", "-h", "--help":

@@ -174,3 +174,20 @@ models: [{name: MODEL, targets: [{backend: sim, model: sim-chat}]}]
 		}
 	}
 }
+
+func TestPolicyTest(t *testing.T) {
+	var b strings.Builder
+	if err := policyTest(&b, filepath.Join(repoRoot(t), "plugins", "guard", "testdata", "rego"), true); err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if !strings.Contains(b.String(), "3 tests, 3 passed, 0 failed") || !strings.Contains(b.String(), "PASS  data.switchyard_test.test_secret_denied") {
+		t.Errorf("output:\n%s", b.String())
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package p\n\nx := 1\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "p_test.rego"), []byte("package p_test\n\nimport data.p\n\ntest_two if { p.x == 2 }\n"), 0o600)
+	b.Reset()
+	if err := policyTest(&b, dir, false); err == nil || !strings.Contains(b.String(), "FAIL  data.p_test.test_two (") || !strings.Contains(b.String(), "p_test.rego:5") {
+		t.Errorf("a failing test: %v\n%s", err, b.String())
+	}
+}

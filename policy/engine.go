@@ -1,0 +1,371 @@
+// Package policy is the guard's engine: Open Policy Agent (v1, in
+// process) over the Rego modules of a policy directory. Load compiles them
+// once per config generation, runs their Rego tests (a failing test rejects
+// the config), checks that the decision has the documented shape, and
+// prepares the query; Eval then evaluates one input document.
+//
+// The query is data.switchyard.decision, an object:
+//
+//	{"allow": bool,
+//	 "deny":   [{"policy": id, "kind": "access"|"content", "reason": text}],
+//	 "redact": [{"policy": id, "text": substring, "replacement": text}],
+//	 "review": [{"policy": id, "reason": text}],
+//	 "tags":   [label],
+//	 "route":  pool (optional), "cap": {"max_tokens": n, "temperature": t} (optional)}
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/tester"
+)
+
+// Query is what the engine evaluates.
+const Query = "data.switchyard.decision"
+
+// Options configure Load.
+type Options struct {
+	// Dir holds the .rego modules (recursively); *_test.rego files are
+	// the tests.
+	Dir string
+	// Data is put under data.switchyard.config.
+	Data map[string]any
+	// SkipTests does not run the Rego tests.
+	SkipTests bool
+}
+
+// Engine evaluates the prepared decision query. Safe for concurrent use.
+type Engine struct {
+	query   rego.PreparedEvalQuery
+	modules []string // file names, for messages
+}
+
+// Rule is a deny or review entry.
+type Rule struct {
+	Policy string `json:"policy"`
+	Kind   string `json:"kind,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// Redaction replaces every occurrence of Text in the input.
+type Redaction struct {
+	Policy      string `json:"policy"`
+	Text        string `json:"text"`
+	Replacement string `json:"replacement"`
+}
+
+// Cap bounds request parameters.
+type Cap struct {
+	MaxTokens   int64    `json:"max_tokens,omitempty"`
+	Temperature *float64 `json:"temperature,omitempty"`
+}
+
+// Decision is one evaluation's result.
+type Decision struct {
+	Allow  bool
+	Deny   []Rule
+	Redact []Redaction
+	Review []Rule
+	Tags   []string
+	Route  string
+	Cap    *Cap
+}
+
+// Load reads, compiles and tests the modules of o.Dir and prepares the
+// query. Errors name the file and line.
+func Load(ctx context.Context, o Options) (*Engine, error) {
+	comp, parsed, store, err := compile(o.Dir, o.Data)
+	if err != nil {
+		return nil, err
+	}
+	if !o.SkipTests {
+		if err := runTests(ctx, comp, parsed, store); err != nil {
+			return nil, err
+		}
+	}
+	q, err := rego.New(rego.Query(Query), rego.Compiler(comp), rego.Store(store)).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy: preparing %s: %w", Query, err)
+	}
+	names := make([]string, 0, len(parsed))
+	for n := range parsed {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	e := &Engine{query: q, modules: names}
+	// The decision's shape, checked once on an empty request.
+	if _, err := e.Eval(ctx, &Input{Phase: "request"}); err != nil {
+		return nil, fmt.Errorf("policy: %s on an empty request: %w", Query, err)
+	}
+	return e, nil
+}
+
+// compile reads and compiles the modules of dir, with data under
+// data.switchyard.config.
+func compile(dir string, data map[string]any) (*ast.Compiler, map[string]*ast.Module, storage.Store, error) {
+	var names []string
+	modules := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".rego") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		modules[path] = string(b)
+		names = append(names, path)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("policy: reading %s: %w", dir, err)
+	}
+	if len(modules) == 0 {
+		return nil, nil, nil, fmt.Errorf("policy: %s holds no .rego module", dir)
+	}
+	sort.Strings(names)
+	parsed := map[string]*ast.Module{}
+	for _, n := range names {
+		m, err := ast.ParseModuleWithOpts(n, modules[n], ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("policy: %w", err)
+		}
+		parsed[n] = m
+	}
+	comp := ast.NewCompiler()
+	comp.Compile(parsed)
+	if comp.Failed() {
+		return nil, nil, nil, fmt.Errorf("policy: %w", comp.Errors)
+	}
+	doc := map[string]any{}
+	if data != nil {
+		doc = map[string]any{"switchyard": map[string]any{"config": data}}
+	}
+	return comp, parsed, inmem.NewFromObject(doc), nil
+}
+
+// TestResult is one Rego test's outcome.
+type TestResult struct {
+	Name, File string
+	Line       int
+	Fail       bool
+	Err        error
+	Duration   time.Duration
+}
+
+// runTests runs the modules' Rego tests; any failure is an error naming
+// the tests and their files.
+func runTests(ctx context.Context, comp *ast.Compiler, modules map[string]*ast.Module, store storage.Store) error {
+	results, err := testModules(ctx, comp, modules, store)
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, r := range results {
+		switch {
+		case r.Err != nil:
+			failed = append(failed, fmt.Sprintf("%s:%d: %s: %v", r.File, r.Line, r.Name, r.Err))
+		case r.Fail:
+			failed = append(failed, fmt.Sprintf("%s:%d: %s failed", r.File, r.Line, r.Name))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("policy: %d of %d Rego tests failed:\n  %s", len(failed), len(results), strings.Join(failed, "\n  "))
+	}
+	return nil
+}
+
+func testModules(ctx context.Context, comp *ast.Compiler, modules map[string]*ast.Module, store storage.Store) ([]TestResult, error) {
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy: running the Rego tests: %w", err)
+	}
+	defer store.Abort(ctx, txn)
+	ch, err := tester.NewRunner().SetCompiler(comp).SetStore(store).SetModules(modules).RunTests(ctx, txn)
+	if err != nil {
+		return nil, fmt.Errorf("policy: running the Rego tests: %w", err)
+	}
+	var out []TestResult
+	for r := range ch {
+		tr := TestResult{Name: r.Package + "." + r.Name, Fail: r.Fail, Err: r.Error, Duration: r.Duration}
+		if r.Location != nil {
+			tr.File, tr.Line = r.Location.File, r.Location.Row
+		}
+		out = append(out, tr)
+	}
+	return out, nil
+}
+
+// Test compiles the modules of dir and runs their Rego tests, as Load
+// does, and returns every result (for `switchyard policy test`).
+func Test(ctx context.Context, dir string, data map[string]any) ([]TestResult, error) {
+	comp, parsed, store, err := compile(dir, data)
+	if err != nil {
+		return nil, err
+	}
+	return testModules(ctx, comp, parsed, store)
+}
+
+// Modules are the files loaded.
+func (e *Engine) Modules() []string { return e.modules }
+
+// Eval evaluates the decision for in.
+func (e *Engine) Eval(ctx context.Context, in *Input) (*Decision, error) {
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.value()))
+	if err != nil {
+		return nil, fmt.Errorf("policy: evaluating: %w", err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, errors.New("policy: data.switchyard.decision is undefined")
+	}
+	return decode(rs[0].Expressions[0].Value)
+}
+
+// decode checks the decision's shape.
+func decode(v any) (*Decision, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("the decision is %T, not an object", v)
+	}
+	d := &Decision{}
+	allow, ok := m["allow"].(bool)
+	if !ok {
+		return nil, errors.New(`the decision has no boolean "allow"`)
+	}
+	d.Allow = allow
+	for k, val := range m {
+		switch k {
+		case "allow":
+		case "deny", "review":
+			rules, err := rulesOf(k, val)
+			if err != nil {
+				return nil, err
+			}
+			if k == "deny" {
+				d.Deny = rules
+			} else {
+				d.Review = rules
+			}
+		case "redact":
+			list, err := listOf(k, val)
+			if err != nil {
+				return nil, err
+			}
+			for i, e := range list {
+				o, ok := e.(map[string]any)
+				text, _ := o["text"].(string)
+				rep, _ := o["replacement"].(string)
+				pol, _ := o["policy"].(string)
+				if !ok || text == "" {
+					return nil, fmt.Errorf("redact[%d]: want {policy, text, replacement} with a non-empty text", i)
+				}
+				d.Redact = append(d.Redact, Redaction{Policy: pol, Text: text, Replacement: rep})
+			}
+		case "tags":
+			list, err := listOf(k, val)
+			if err != nil {
+				return nil, err
+			}
+			for i, e := range list {
+				s, ok := e.(string)
+				if !ok {
+					return nil, fmt.Errorf("tags[%d] is not a string", i)
+				}
+				d.Tags = append(d.Tags, s)
+			}
+			sort.Strings(d.Tags)
+		case "route":
+			s, ok := val.(string)
+			if !ok {
+				return nil, errors.New(`"route" is not a string`)
+			}
+			d.Route = s
+		case "cap":
+			o, ok := val.(map[string]any)
+			if !ok {
+				return nil, errors.New(`"cap" is not an object`)
+			}
+			c := &Cap{}
+			if n, ok := number(o["max_tokens"]); ok {
+				c.MaxTokens = int64(n)
+			}
+			if t, ok := number(o["temperature"]); ok {
+				c.Temperature = &t
+			}
+			d.Cap = c
+		default:
+			return nil, fmt.Errorf("the decision has an unknown key %q", k)
+		}
+	}
+	if d.Allow != (len(d.Deny) == 0) {
+		return nil, errors.New(`"allow" must be true exactly when "deny" is empty`)
+	}
+	return d, nil
+}
+
+func listOf(k string, v any) ([]any, error) {
+	switch t := v.(type) {
+	case []any:
+		return t, nil
+	case nil:
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%q is %T, not a list", k, v)
+}
+
+func rulesOf(k string, v any) ([]Rule, error) {
+	list, err := listOf(k, v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Rule, 0, len(list))
+	for i, e := range list {
+		o, ok := e.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s[%d] is not an object", k, i)
+		}
+		r := Rule{}
+		r.Policy, _ = o["policy"].(string)
+		r.Kind, _ = o["kind"].(string)
+		r.Reason, _ = o["reason"].(string)
+		if r.Policy == "" || r.Reason == "" {
+			return nil, fmt.Errorf("%s[%d]: want a policy and a reason", k, i)
+		}
+		if k == "deny" && r.Kind != "access" && r.Kind != "content" {
+			return nil, fmt.Errorf("deny[%d]: kind %q is not access or content", i, r.Kind)
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Policy < out[j].Policy })
+	return out, nil
+}
+
+func number(v any) (float64, bool) {
+	switch t := v.(type) {
+	case float64:
+		return t, true
+	case int:
+		return float64(t), true
+	case int64:
+		return float64(t), true
+	case interface{ Float64() (float64, error) }:
+		f, err := t.Float64()
+		return f, err == nil
+	}
+	return 0, false
+}
