@@ -42,7 +42,7 @@ type Options struct {
 	Dir string
 	// Data is put under data.switchyard.config.
 	Data map[string]any
-	// SkipTests does not run the Rego tests.
+	// SkipTests does not run the Rego tests. They run without Data.
 	SkipTests bool
 }
 
@@ -91,7 +91,10 @@ func Load(ctx context.Context, o Options) (*Engine, error) {
 		return nil, err
 	}
 	if !o.SkipTests {
-		if err := runTests(ctx, comp, parsed, store); err != nil {
+		// The tests run without the deployment's data: they state what
+		// they assume (with data.switchyard.config as ...), and a setting
+		// of this config must not fail them.
+		if err := runTests(ctx, comp, parsed, inmem.New()); err != nil {
 			return nil, err
 		}
 	}

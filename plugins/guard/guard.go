@@ -197,7 +197,7 @@ func (s *Stage) input(x *gateway.Exchange, b *body) *policy.Input {
 
 // logDecision writes the decision log line and counts it.
 func (s *Stage) logDecision(requestID string, in *policy.Input, d *policy.Decision, took time.Duration) {
-	attrs := []any{"request_id", requestID, "route", s.route, "phase", in.Phase, "allow", d.Allow,
+	attrs := []any{"request_id", requestID, "phase", in.Phase, "allow", d.Allow,
 		"input_sha256", in.Hash(), "took_us", took.Microseconds()}
 	var pols []string
 	for _, r := range d.Deny {
@@ -239,7 +239,7 @@ func denial(d *policy.Decision) error {
 	if r.Kind == "access" {
 		return &gateway.Error{Status: 403, Code: gateway.CodePermission, Message: fmt.Sprintf("%s (policy %s)", r.Reason, r.Policy)}
 	}
-	return &gateway.Error{Status: 400, Code: CodeContentPolicy, Message: fmt.Sprintf("%s (policy %s)", r.Reason, r.Policy)}
+	return &gateway.Error{Status: 400, Code: CodeContentPolicy, Type: "invalid_request_error", Message: fmt.Sprintf("%s (policy %s)", r.Reason, r.Policy)}
 }
 
 // Handle evaluates the request, applies the decision, and checks the
