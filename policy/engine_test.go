@@ -70,3 +70,23 @@ func TestEngineRejects(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkEngineEval is the guard's evaluation of the default library on
+// a 1 KB clean prompt, through Engine.Eval (the input built as an OPA
+// value), as the stage runs it.
+func BenchmarkEngineEval(b *testing.B) {
+	e, err := Load(context.Background(), Options{Dir: "rego", SkipTests: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	prompt := strings.Repeat("Please summarise the quarterly report for the sales team and list the main risks. ", 13)[:1024]
+	in := &Input{Phase: "request", Route: "default", Model: "m", Operation: "chat", Prompt: prompt,
+		Messages: []Message{{Role: "user", Content: prompt}}, TokenEstimate: 300,
+		Principal: &Principal{KeyID: "k", Tenant: "t"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.Eval(context.Background(), in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
