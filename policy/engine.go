@@ -30,6 +30,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // Query is what the engine evaluates.
@@ -227,9 +228,16 @@ func Test(ctx context.Context, dir string, data map[string]any) ([]TestResult, e
 // Modules are the files loaded.
 func (e *Engine) Modules() []string { return e.modules }
 
-// Eval evaluates the decision for in.
+// Eval evaluates the decision for in. ctx is checked before the
+// evaluation but not watched during it: OPA would watch it from a goroutine
+// of its own that may outlive the call, and the gateway's exchange contexts
+// are pooled. An evaluation is short (its input is bounded by the body
+// limit).
 func (e *Engine) Eval(ctx context.Context, in *Input) (*Decision, error) {
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.value()))
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rs, err := e.query.Eval(context.Background(), rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(topdown.NewCancel()))
 	if err != nil {
 		return nil, fmt.Errorf("policy: evaluating: %w", err)
 	}

@@ -20,7 +20,7 @@ import (
 func Register(reg *gateway.Registry) {
 	reg.Register(gateway.Factory{Kind: "memo", Doc: "answer repeated chat requests from memory", New: func() gateway.Stage { return &Memo{} }})
 	reg.Register(gateway.Factory{Kind: "notice", Doc: "answer every request with a fixed text", New: func() gateway.Stage { return &Notice{} }})
-	reg.Register(gateway.Factory{Kind: "guard", Doc: "withhold streamed text with denied words", New: func() gateway.Stage { return &Guard{} }})
+	reg.Register(gateway.Factory{Kind: "wordfilter", Doc: "withhold streamed text with denied words", New: func() gateway.Stage { return &Guard{} }})
 	reg.Register(gateway.Factory{Kind: "refine", Doc: "ask the model twice: a draft, then an improvement", New: func() gateway.Stage { return &Refine{} }})
 	reg.Register(gateway.Factory{Kind: "gate", Doc: "let at most max requests through at a time", New: func() gateway.Stage { return &Gate{} }})
 	reg.Register(gateway.Factory{Kind: "quota", Doc: "requests per minute per route, kept across reloads", New: func() gateway.Stage { return &Quota{} }})

@@ -215,8 +215,8 @@ func TestNotice(t *testing.T) {
 // before any of the held text is sent; a buffered answer is checked too.
 func TestGuard(t *testing.T) {
 	g := start(t, `
-  - {name: denied, match: {model: denied}, chain: [{guard: {window: 3, deny: ["for maintenance"]}}, {notice: {text: "Down for maintenance until noon."}}], to: sim-chat}
-  - {name: main, chain: [{guard: {window: 3, deny: ["for maintenance"]}}]}
+  - {name: denied, match: {model: denied}, chain: [{wordfilter: {window: 3, deny: ["for maintenance"]}}, {notice: {text: "Down for maintenance until noon."}}], to: sim-chat}
+  - {name: main, chain: [{wordfilter: {window: 3, deny: ["for maintenance"]}}]}
 `)
 	code, _, body := chat(t, g, "sim-chat", true)
 	text, done := content(t, body)
