@@ -99,6 +99,21 @@ func Load(ctx context.Context, o Options) (*Engine, error) {
 			return nil, err
 		}
 	}
+	// The query is compiled without the tests: they are not part of the
+	// decision, and the aggregator's walk of data.switchyard would visit
+	// their packages on every evaluation.
+	prod := map[string]*ast.Module{}
+	for n, m := range parsed {
+		if !strings.HasSuffix(n, "_test.rego") {
+			prod[n] = m
+		}
+	}
+	if len(prod) < len(parsed) {
+		comp = ast.NewCompiler()
+		if comp.Compile(prod); comp.Failed() {
+			return nil, fmt.Errorf("policy: %w", comp.Errors)
+		}
+	}
 	q, err := rego.New(rego.Query(Query), rego.Compiler(comp), rego.Store(store)).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy: preparing %s: %w", Query, err)
