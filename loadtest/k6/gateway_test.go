@@ -1,23 +1,17 @@
 package k6_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"switchyard/gateway"
-	"switchyard/plugins"
+	"switchyard/internal/gwtest"
 )
 
 // k6 itself cannot run here (its licence keeps it out of the project's
@@ -54,29 +48,7 @@ keys:
 // serveConfig runs a gateway of cfg and returns its URL.
 func serveConfig(t *testing.T, cfg string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "switchyard.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reg := gateway.NewRegistry()
-	plugins.RegisterAll(reg)
-	srv, err := gateway.New(gateway.Options{ConfigPath: path, Registry: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	return "http://" + ln.Addr().String()
+	return gwtest.Start(t, cfg).URL
 }
 
 // record sends n requests at rate a second, as the script's iteration does,

@@ -3,30 +3,22 @@ package cache_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"switchyard/gateway"
+	"switchyard/internal/gwtest"
 	"switchyard/internal/spectest"
-	"switchyard/plugins"
 )
 
 type gw struct {
 	url, admin string
-	srv        *gateway.Server
-	stopFn     func()
+	g          *gwtest.Gateway
 }
 
 func hashKey(k string) string {
@@ -64,44 +56,12 @@ routes:
 
 func start(t testing.TB, cfg string) *gw {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "switchyard.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reg := gateway.NewRegistry()
-	plugins.RegisterAll(reg)
-	srv, err := gateway.New(gateway.Options{ConfigPath: path, Registry: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 2)
-	go func() { done <- srv.Serve(ln) }()
-	go func() { done <- srv.ServeAdmin(aln) }()
-	g := &gw{url: "http://" + ln.Addr().String(), admin: "http://" + aln.Addr().String(), srv: srv}
-	var once sync.Once
-	g.stopFn = func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-			<-done
-			<-done
-		})
-	}
-	t.Cleanup(g.stopFn)
-	return g
+	g := gwtest.Start(t, cfg)
+	return &gw{url: g.URL, admin: g.Admin, g: g}
 }
 
 // stop shuts the gateway down now.
-func (g *gw) stop(t testing.TB) { g.stopFn() }
+func (g *gw) stop(t testing.TB) { g.g.Stop() }
 
 type answer struct {
 	status int
@@ -381,11 +341,7 @@ func TestConfigErrors(t *testing.T) {
 		{"cache: {semantic: {threshold: 1.5}}", "threshold"},
 		{"cache: {colour: red}", "colour"},
 	} {
-		path := filepath.Join(t.TempDir(), "c.yaml")
-		os.WriteFile(path, []byte(config(t, c.stage, "")), 0o600)
-		reg := gateway.NewRegistry()
-		plugins.RegisterAll(reg)
-		_, err := gateway.New(gateway.Options{ConfigPath: path, Registry: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		_, path, err := gwtest.New(t, config(t, c.stage, ""))
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path+":") {
 			t.Errorf("%s: error %v, want one naming %q with the file and line", c.stage, err, c.want)
 		}

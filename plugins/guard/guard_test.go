@@ -2,14 +2,11 @@ package guard_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/gateway"
-	"switchyard/plugins"
+	"switchyard/internal/gwtest"
 )
 
 // upstream is an OpenAI-compatible server that echoes: its answer is
@@ -79,7 +75,6 @@ func hashKey(k string) string { s := sha256.Sum256([]byte(k)); return hex.Encode
 
 func start(t *testing.T, stage string) string {
 	t.Helper()
-	dir := t.TempDir()
 	abs, _ := filepath.Abs("testdata/rego")
 	cfg := `
 listen: 127.0.0.1:0
@@ -99,24 +94,7 @@ routes:
     chain:
       - ` + strings.ReplaceAll(stage, "POLICIES", abs) + `
 `
-	path := filepath.Join(dir, "c.yaml")
-	os.WriteFile(path, []byte(cfg), 0o600)
-	reg := gateway.NewRegistry()
-	plugins.RegisterAll(reg)
-	srv, err := gateway.New(gateway.Options{ConfigPath: path, Registry: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	return "http://" + ln.Addr().String()
+	return gwtest.Start(t, cfg).URL
 }
 
 type answer struct {
@@ -235,11 +213,7 @@ routes:
     chain:
       - guard: {policies: ` + dir + `}
 `
-			path := filepath.Join(t.TempDir(), "c.yaml")
-			os.WriteFile(path, []byte(cfg), 0o600)
-			reg := gateway.NewRegistry()
-			plugins.RegisterAll(reg)
-			_, err := gateway.New(gateway.Options{ConfigPath: path, Registry: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			_, path, err := gwtest.New(t, cfg)
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path+":") {
 				t.Errorf("error %v, want one with %q and the config's file:line", err, c.want)
 			}
