@@ -15,7 +15,9 @@ import (
 // Reload reads the config file once and swaps the new generation in. SIGHUP
 // and POST /admin/reload call it; the file watcher calls reload with bytes
 // it has seen settle. A bad file leaves the current generation serving.
-// Unchanged bytes skip the swap.
+// An explicit Reload rebuilds even when the config's bytes are unchanged,
+// so that files the config points to (a guard's policies) are read again;
+// the watcher skips unchanged bytes.
 func (s *Server) Reload() error {
 	raw, err := os.ReadFile(s.opts.ConfigPath)
 	if err != nil {
@@ -23,16 +25,17 @@ func (s *Server) Reload() error {
 		s.log.Error("config reload rejected; the previous config keeps serving", "file", s.opts.ConfigPath, "error", err)
 		return fmt.Errorf("reloading %s: %w", s.opts.ConfigPath, err)
 	}
-	return s.reload(raw)
+	return s.reload(raw, true)
 }
 
 // reload builds a generation from raw, the config file's bytes, checks that
-// it may replace the current one, and swaps it in.
-func (s *Server) reload(raw []byte) error {
+// it may replace the current one, and swaps it in; unless force, unchanged
+// bytes are left alone.
+func (s *Server) reload(raw []byte, force bool) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	old := s.gen.Load()
-	if bytes.Equal(raw, old.Config.Raw) {
+	if !force && bytes.Equal(raw, old.Config.Raw) {
 		return nil
 	}
 	file := s.opts.ConfigPath
@@ -186,7 +189,7 @@ func (s *Server) watch(every time.Duration) {
 		}
 		raw, err := os.ReadFile(s.opts.ConfigPath)
 		if f.observe(raw, err) {
-			_ = s.reload(raw) // logged and counted by reload
+			_ = s.reload(raw, false) // logged and counted by reload
 		}
 	}
 }

@@ -220,3 +220,42 @@ routes:
 		})
 	}
 }
+
+// TestBadReloadKeepsThePolicies: a reload whose policies fail their tests
+// is refused, and the old policies keep deciding.
+func TestBadReloadKeepsThePolicies(t *testing.T) {
+	dir := t.TempDir()
+	src, _ := os.ReadFile("testdata/rego/decision.rego")
+	tests, _ := os.ReadFile("testdata/rego/decision_test.rego")
+	os.WriteFile(filepath.Join(dir, "decision.rego"), src, 0o600)
+	os.WriteFile(filepath.Join(dir, "decision_test.rego"), tests, 0o600)
+	cfg := `
+listen: 127.0.0.1:0
+server: {watch_interval: 0s}
+log: {level: error, requests: false}
+backends:
+  - {name: up, url: "` + upstream(t) + `"}
+models:
+  - {name: m, targets: [{backend: up}]}
+tenants: [{name: ok}]
+keys:
+  - {id: k1, sha256: ` + hashKey("sk-ok") + `, tenant: ok}
+routes:
+  - name: default
+    match: {model: "*"}
+    chain:
+      - guard: {policies: ` + dir + `}
+`
+	g := gwtest.Start(t, cfg)
+	if a := chat(t, g.URL, "sk-ok", "key sk-abcdefghijklmnop", false); a.status != 400 {
+		t.Fatalf("before: %d %s", a.status, a.body)
+	}
+	// The new policy no longer denies secrets, and its test says so wrongly.
+	os.WriteFile(filepath.Join(dir, "decision.rego"), []byte(strings.Replace(string(src), "regex.match(`sk-[A-Za-z0-9]{12,}`, text)", "false", 1)), 0o600)
+	if err := g.Srv.Reload(); err == nil || !strings.Contains(err.Error(), "Rego tests failed") {
+		t.Fatalf("reload: %v, want refused for the failing Rego test", err)
+	}
+	if a := chat(t, g.URL, "sk-ok", "key sk-abcdefghijklmnop", false); a.status != 400 {
+		t.Errorf("after the refused reload: %d %s (the old policies should still deny)", a.status, a.body)
+	}
+}
