@@ -63,12 +63,16 @@ type Stage struct {
 	// LogInput puts the prompt in the decision log (default false: only a
 	// hash of it).
 	LogInput bool `yaml:"log_input"`
+	// DecisionLog also appends every decision to this file, one JSON
+	// object a line (relative to data_dir).
+	DecisionLog string `yaml:"decision_log"`
 
 	eng    *policy.Engine
 	log    *slog.Logger
 	route  string
 	output bool
 	met    *gateway.StageMetrics
+	file   *decisionFile
 }
 
 // Provision loads, compiles and tests the policies: a module that does not
@@ -97,7 +101,7 @@ func (s *Stage) Provision(env *gateway.Env) error {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	return nil
+	return s.provisionDecisionLog(env)
 }
 
 // counter counts a decision by policy and result.
@@ -230,6 +234,9 @@ func (s *Stage) logDecision(requestID string, in *policy.Input, d *policy.Decisi
 		attrs = append(attrs, "prompt", in.Prompt)
 	}
 	s.log.Info("guard decision", attrs...)
+	if s.file != nil {
+		s.fileDecision(requestID, in, d, took)
+	}
 }
 
 // denial is the error of a deny decision: access rules 403, content rules

@@ -259,3 +259,23 @@ routes:
 		t.Errorf("after the refused reload: %d %s (the old policies should still deny)", a.status, a.body)
 	}
 }
+
+func TestDecisionLogFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	url := start(t, "guard: {policies: POLICIES, decision_log: "+path+"}")
+	chat(t, url, "sk-ok", "my key is sk-abcdefghijklmnop", false)
+	chat(t, url, "sk-ok", "mail bob@example.com", false)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	// the denied request; the redacted one, then its answer's check
+	if len(lines) != 3 || !strings.Contains(lines[0], `"allow":false`) || !strings.Contains(lines[0], `"policy":"secrets"`) ||
+		!strings.Contains(lines[1], `"redactions":["pii"]`) || !strings.Contains(lines[2], `"phase":"response"`) {
+		t.Fatalf("decision log:\n%s", b)
+	}
+	if strings.Contains(string(b), "sk-abcdefghijklmnop") || strings.Contains(string(b), "bob@example.com") {
+		t.Errorf("the decision log holds the input:\n%s", b)
+	}
+}
