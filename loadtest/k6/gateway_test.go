@@ -99,25 +99,13 @@ func TestRateLimitScriptAgainstTheGateway(t *testing.T) {
 		over := record(t, url, "over", 90, 30)
 		return run{Env: env, Iterations: append(under, over...)}
 	}
-	failing := func(r result) []string {
-		var failed []string
-		for metric, tr := range r.ThresholdResults {
-			for rule, ok := range tr.Rules {
-				if !ok {
-					failed = append(failed, metric+": "+rule)
-				}
-			}
-		}
-		slices.Sort(failed)
-		return failed
-	}
 
 	limited := phases(serveGateway(t, "{rpm: 600, burst: 10}"))
 	r := runNode(t, map[string]any{"ratelimit.js": limited}, "ratelimit.js")["ratelimit.js"]
 	if r.Error != "" {
 		t.Fatal(r.Error)
 	}
-	if f := failing(r); len(f) > 0 {
+	if f := failedThresholds(r); len(f) > 0 {
 		t.Errorf("against the limit, thresholds failed: %q\n%+v", f, r.ThresholdResults)
 	}
 	n429 := 0
@@ -134,7 +122,7 @@ func TestRateLimitScriptAgainstTheGateway(t *testing.T) {
 	if r.Error != "" {
 		t.Fatal(r.Error)
 	}
-	f := failing(r)
+	f := failedThresholds(r)
 	if !slices.Contains(f, "limited_responses: count>0") {
 		t.Errorf("without the limit, thresholds failed: %q; want limited_responses to fail", f)
 	}
@@ -177,27 +165,15 @@ routes:
 		}
 		return r
 	}
-	failing := func(r result) []string {
-		var failed []string
-		for metric, tr := range r.ThresholdResults {
-			for rule, ok := range tr.Rules {
-				if !ok {
-					failed = append(failed, metric+": "+rule)
-				}
-			}
-		}
-		slices.Sort(failed)
-		return failed
-	}
 	r := runNode(t, map[string]any{"cache.js": rec(serve("[cache]"))}, "cache.js")["cache.js"]
 	if r.Error != "" {
 		t.Fatal(r.Error)
 	}
-	if f := failing(r); len(f) > 0 {
+	if f := failedThresholds(r); len(f) > 0 {
 		t.Errorf("against the cache, thresholds failed: %q\n%+v", f, r.ThresholdResults)
 	}
 	r = runNode(t, map[string]any{"cache.js": rec(serve("[]"))}, "cache.js")["cache.js"]
-	if f := failing(r); !slices.Contains(f, "cache_hits: count>0") {
+	if f := failedThresholds(r); !slices.Contains(f, "cache_hits: count>0") {
 		t.Errorf("without the cache, thresholds failed: %q; want cache_hits to fail", f)
 	}
 }

@@ -384,19 +384,25 @@ func TestThresholdsNeedTheFeature(t *testing.T) {
 			if len(r.ThresholdResults) != len(r.Thresholds) {
 				t.Fatalf("evaluated %d thresholds, the script has %d", len(r.ThresholdResults), len(r.Thresholds))
 			}
-			var failed []string
-			for metric, tr := range r.ThresholdResults {
-				for rule, ok := range tr.Rules {
-					if !ok {
-						failed = append(failed, metric+": "+rule)
-					}
-				}
-			}
-			slices.Sort(failed)
+			failed := failedThresholds(r)
 			want := slices.Sorted(slices.Values(tc.failing))
 			if !slices.Equal(failed, want) {
 				t.Errorf("failing thresholds = %q, want %q\nresults: %+v", failed, want, r.ThresholdResults)
 			}
 		})
 	}
+}
+
+// failedThresholds lists r's failing thresholds as "metric: rule", sorted.
+func failedThresholds(r result) []string {
+	var failed []string
+	for metric, tr := range r.ThresholdResults {
+		for rule, ok := range tr.Rules {
+			if !ok {
+				failed = append(failed, metric+": "+rule)
+			}
+		}
+	}
+	slices.Sort(failed)
+	return failed
 }
