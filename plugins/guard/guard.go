@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -73,6 +74,8 @@ type Stage struct {
 	output bool
 	met    *gateway.StageMetrics
 	file   *decisionFile
+	// counters holds the decision counters by policy and result.
+	counters sync.Map
 }
 
 // Provision loads, compiles and tests the policies: a module that does not
@@ -104,10 +107,18 @@ func (s *Stage) Provision(env *gateway.Env) error {
 	return s.provisionDecisionLog(env)
 }
 
-// counter counts a decision by policy and result.
+// count returns the counter of decisions by policy and result, registered
+// on first use and kept (the policies a set may name are not known before
+// it decides).
 func (s *Stage) count(pol, result string) *metrics.Counter {
-	return s.met.Counter(`switchyard_guard_decisions_total{route=`+strconv.Quote(s.route)+`,policy=`+strconv.Quote(pol)+`,result=`+strconv.Quote(result)+`}`,
+	k := pol + "\x00" + result
+	if c, ok := s.counters.Load(k); ok {
+		return c.(*metrics.Counter)
+	}
+	c := s.met.Counter(`switchyard_guard_decisions_total{route=`+strconv.Quote(s.route)+`,policy=`+strconv.Quote(pol)+`,result=`+strconv.Quote(result)+`}`,
 		"Guard decisions, by route, policy and result (allow, deny, redact, review, tag).")
+	actual, _ := s.counters.LoadOrStore(k, c)
+	return actual.(*metrics.Counter)
 }
 
 // body is the part of a request the guard reads.
