@@ -359,3 +359,26 @@ func (h headerList) Peek(key string) []byte {
 	}
 	return nil
 }
+
+// SetPool sends the exchange to the model pool named name instead of the
+// one its route chose (the guard's route decision). The key's model
+// allow-list applies to it as to a routed pool: a pool the key may not use
+// is a 403, a name that is no pool a 500 (the policy is wrong, not the
+// request). The pool's targets rewrite the model name upstream as usual.
+// Admission has run for the routed pool: its concurrency slot and limits
+// stay counted there; spend is priced at the new pool's prices.
+func (x *Exchange) SetPool(name string) *Error {
+	g := x.gen
+	p := g.Router.Pool([]byte(name))
+	if p == nil {
+		return &Error{Status: 500, Code: CodeInternal, Message: "the route's policy sent the request to a model pool that does not exist"}
+	}
+	if !x.Principal.allowsPool(g, p) {
+		return &Error{Status: 403, Code: CodePermission, Message: "the route's policy sent the request to the model `" + name + "`, which this key may not use"}
+	}
+	x.Pool = p
+	if g.adm != nil {
+		x.adm.prices = g.adm.prices[p.Index]
+	}
+	return nil
+}

@@ -252,11 +252,19 @@ func cleanPrompt1KB() string {
 }
 
 func BenchmarkDecision1KB(b *testing.B) {
+	b.Run("clean", func(b *testing.B) { benchDecision(b, cleanPrompt1KB(), "pass") })
+	// digits, an email and a phone number in every line: every detector's
+	// gate opens and the pii policy redacts
+	pii := strings.Repeat("Order 4412 shipped on 2026-11-03 to jane@example.com, call +44 20 7946 0958. ", 14)[:1024]
+	b.Run("pii", func(b *testing.B) { benchDecision(b, pii, "redact") })
+}
+
+func benchDecision(b *testing.B, prompt, want string) {
 	pq := prepareDecision(b)
-	input := requestInput(cleanPrompt1KB())
+	input := requestInput(prompt)
 	ctx := context.Background()
-	if d := evalDecision(b, pq, input); !expectationMet("pass", d) {
-		b.Fatalf("benchmark prompt is not clean: %+v", d)
+	if d := evalDecision(b, pq, input); !expectationMet(want, d) {
+		b.Fatalf("benchmark prompt does not %s: %+v", want, d)
 	}
 	durs := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()

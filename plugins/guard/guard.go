@@ -283,8 +283,11 @@ func (s *Stage) Handle(x *gateway.Exchange, next gateway.Handler) error {
 		return &gateway.Error{Status: 403, Code: gateway.CodePermission,
 			Message: fmt.Sprintf("this request needs a person's review (policy %s: %s), and the route has no review stage", r.Policy, r.Reason)}
 	}
-	if d.Route != "" && x.Pool != nil && d.Route != x.Pool.Name {
-		s.log.Warn("guard: a route decision is not applied (forcing a model pool is not supported yet)", "request_id", string(x.RequestID), "route_to", d.Route)
+	if d.Route != "" && (x.Pool == nil || d.Route != x.Pool.Name) {
+		if err := x.SetPool(d.Route); err != nil {
+			s.log.Warn("guard: a route decision could not be applied", "request_id", string(x.RequestID), "route_to", d.Route, "error", err.Message)
+			return err
+		}
 	}
 	if len(d.Redact) > 0 {
 		if err := redact(x, &b, d.Redact); err != nil {

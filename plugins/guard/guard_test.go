@@ -29,8 +29,9 @@ func upstream(t *testing.T) string {
 			Messages []struct {
 				Content string `json:"content"`
 			} `json:"messages"`
-			MaxTokens *int `json:"max_tokens"`
-			Stream    bool `json:"stream"`
+			Model     string `json:"model"`
+			MaxTokens *int   `json:"max_tokens"`
+			Stream    bool   `json:"stream"`
 		}
 		json.NewDecoder(r.Body).Decode(&req)
 		last := ""
@@ -41,7 +42,7 @@ func upstream(t *testing.T) string {
 		if req.MaxTokens != nil {
 			mt = *req.MaxTokens
 		}
-		parts := strings.SplitAfter(fmt.Sprintf("echo: %s max_tokens=%d", last, mt), " ")
+		parts := strings.SplitAfter(fmt.Sprintf("echo: %s max_tokens=%d model=%s", last, mt, req.Model), " ")
 		if last == "leak" || last == "leak plain" {
 			parts = []string{"here ", "it ", "is: ", "sk-abcdef", "ghijklmnop ", "and ", "more ", "text"}
 		}
@@ -84,9 +85,11 @@ backends:
   - {name: up, url: "` + upstream(t) + `"}
 models:
   - {name: m, targets: [{backend: up}]}
+  - {name: m-small, targets: [{backend: up, model: small-v1}]}
+  - {name: m-closed, targets: [{backend: up}]}
 tenants: [{name: ok}, {name: blocked}]
 keys:
-  - {id: k1, sha256: ` + hashKey("sk-ok") + `, tenant: ok}
+  - {id: k1, sha256: ` + hashKey("sk-ok") + `, tenant: ok, models: [m, m-small]}
   - {id: k2, sha256: ` + hashKey("sk-blocked") + `, tenant: blocked}
 routes:
   - name: default
@@ -138,6 +141,18 @@ func TestRequestDecisions(t *testing.T) {
 	if a.status != 200 || strings.Contains(a.body, "@") || strings.Count(a.body, "[EMAIL]") != 2 {
 		t.Errorf("redaction: the upstream saw %s", a.body)
 	}
+	a = chat(t, url, "sk-ok", "answer with the small model", false)
+	if a.status != 200 || !strings.Contains(a.body, "model=small-v1") {
+		t.Errorf("route to m-small: %d %s", a.status, a.body)
+	}
+	a = chat(t, url, "sk-ok", "answer with the closed model", false)
+	if a.status != 403 || !strings.Contains(a.body, "permission_error") || !strings.Contains(a.body, "m-closed") {
+		t.Errorf("route to a pool the key may not use: %d %s", a.status, a.body)
+	}
+	a = chat(t, url, "sk-ok", "answer with the missing model", false)
+	if a.status != 500 || !strings.Contains(a.body, "does not exist") {
+		t.Errorf("route to no pool: %d %s", a.status, a.body)
+	}
 	a = chat(t, url, "sk-ok", "I need legal advice", false)
 	if a.status != 403 || !strings.Contains(a.body, "review") {
 		t.Errorf("review without a review stage: %d %s", a.status, a.body)
@@ -182,7 +197,7 @@ func TestOutputChecks(t *testing.T) {
 			text.WriteString(ch.Delta.Content)
 		}
 	}
-	if text.String() != "echo: tell me a story about cats max_tokens=20" || !strings.HasSuffix(strings.TrimSpace(a.body), "[DONE]") {
+	if text.String() != "echo: tell me a story about cats max_tokens=20 model=m" || !strings.HasSuffix(strings.TrimSpace(a.body), "[DONE]") {
 		t.Errorf("clean stream: %q\n%s", text.String(), a.body)
 	}
 }

@@ -28,10 +28,7 @@ _families := {
 	"fake_authority": `(?:^|\n)\s*(?:new|updated|revised)\s+(?:system\s+)?instructions\s*:|\[\s*system\s*\]|<\s*/?\s*system\s*>|\bsystem\s+override\b`,
 }
 
-_has_trigger(t) if {
-	some kw in _triggers
-	contains(t, kw)
-}
+_has_trigger(t) if switchyard.contains_any(t, _triggers)
 
 _family_hits(t) := {name |
 	some name, re in _families
@@ -45,12 +42,11 @@ families contains name if {
 }
 
 # Base64-looking blobs that decode to text containing an injection phrase.
-# (lib.long_tokens is only computed when the text contains a digit.)
+# (switchyard.decoded_tokens only looks when the text contains a digit.)
 families contains "encoded_instructions" if {
 	lib.is_request
-	some tok in lib.long_tokens
-	decoded := lower(base64.decode(tok))
-	regex.match(`^[\x20-\x7E\t\r\n]+$`, decoded)
+	some tok in switchyard.decoded_tokens(lib.text)
+	decoded := lower(tok)
 	_has_trigger(decoded)
 	count(_family_hits(decoded)) > 0
 }

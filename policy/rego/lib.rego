@@ -33,24 +33,9 @@ else := concat("\n", [m.content | some m in input.messages; is_string(m.content)
 # Lower-cased copy, computed once per evaluation and shared by policies.
 lower_text := lower(text)
 
-# Cost note: Go's regexp engine scans ~1 KB in 15-40 µs for any pattern
-# without a literal prefix, so every regex is gated by cheap literal checks
-# (contains / indexof), which run at memory speed.
-_digits := ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
-
-# true when the text contains at least one ASCII digit (early exit).
-has_digit if {
-	some d in _digits
-	contains(text, d)
-}
-
-# Long runs of base64/hex/url-safe characters; shared by the secrets
-# (entropy) and injection (encoded instructions) policies so the regex
-# runs once per evaluation. Gated on has_digit: the entropy check requires
-# a digit anyway, and base64 of 18+ bytes of text virtually always has one.
-default long_tokens := []
-
-long_tokens := regex.find_n(`[A-Za-z0-9+/=_-]{24,}`, text, -1) if has_digit
+# true when the text contains at least one ASCII digit. (The default
+# policies' detectors run in Go, see switchyard.pii; this is for yours.)
+has_digit if regex.match(`[0-9]`, text)
 
 # --- configuration with defaults ------------------------------------------
 # data.switchyard.config may be absent entirely; every setting has a default.

@@ -93,17 +93,6 @@ test_public_key_not_secret if not _denied("-----BEGIN PUBLIC KEY-----")
 test_jwt_prose_not_secret if not _denied("a JWT starts with eyJ because of the JSON header")
 
 # ---------------------------------------------------------------- entropy math
-test_log2_powers if {
-	secrets.log2(1) == 0
-	secrets.log2(8) == 3
-	secrets.log2(1024) == 10
-}
-
-test_log2_non_power if {
-	v := secrets.log2(10)
-	abs(v - 3.321928) < 0.00001
-}
-
 test_entropy_uniform if {
 	abs(secrets.entropy("abcdefgh") - 3) < 0.00001
 }

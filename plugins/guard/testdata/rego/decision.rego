@@ -2,14 +2,20 @@
 # policy/rego).
 package switchyard
 
-decision := {
+decision := object.union({
 	"allow": count(deny) == 0,
 	"deny": deny,
 	"redact": redact,
 	"review": review,
 	"tags": tags,
 	"cap": {"max_tokens": 20},
-}
+}, _route)
+
+# "route": force a model pool
+_route := {"route": "m-small"} if contains(input.prompt, "small model")
+else := {"route": "m-closed"} if contains(input.prompt, "closed model")
+else := {"route": "no-such-pool"} if contains(input.prompt, "missing model")
+else := {}
 
 text := input.prompt if input.phase == "request"
 
