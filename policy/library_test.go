@@ -281,6 +281,6 @@ func benchDecision(b *testing.B, prompt, want string) {
 	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
 	p50 := durs[len(durs)/2]
 	p99 := durs[len(durs)*99/100]
-	b.ReportMetric(float64(p50.Nanoseconds())/1e3, "p50-µs")
-	b.ReportMetric(float64(p99.Nanoseconds())/1e3, "p99-µs")
+	b.ReportMetric(float64(p50.Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(p99.Nanoseconds()), "p99-ns")
 }

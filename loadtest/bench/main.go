@@ -5,7 +5,7 @@
 // added over the direct path at several rates, closed-loop throughput, CPU
 // per request and resident memory, checked against DESIGN.md's budget.
 //
-//	go run ./loadtest/bench            # full run, about 8 minutes
+//	go run ./loadtest/bench            # full run, about 16 minutes
 //	go run ./loadtest/bench --quick    # smoke run, well under 2 minutes, stdout only
 //
 // See loadtest/bench/README.md.
@@ -257,6 +257,22 @@ func cacheConfig(listen, upstream string) string {
 `
 }
 
+// guardConfig is gatewayConfig with the guard stage on the default policy
+// library in dir (requests and answers checked; streams through the output
+// window).
+func guardConfig(dir string) func(listen, upstream string) string {
+	return func(listen, upstream string) string {
+		cfg := strings.Replace(gatewayConfig(listen, upstream), "Switchyard as a plain pass-through proxy.",
+			"Switchyard with the guard stage (the default policy library).", 1)
+		return cfg + fmt.Sprintf(`routes:
+  - name: default
+    match: {model: "*"}
+    chain:
+      - guard: {policies: %q}
+`, dir)
+	}
+}
+
 // env holds what a run needs: the binary, the temp dir and the processes.
 type env struct {
 	o        options
@@ -274,6 +290,7 @@ type stack struct {
 	sim, gw, ng *proc
 	adm         *proc // the gateway with admission on
 	cache       *proc // the gateway with the cache stage
+	guard       *proc // the gateway with the guard stage
 	ngPIDs      []int // nginx master and worker
 	urls        map[string]string
 }
@@ -451,6 +468,12 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 	}
 	st.urls[PathCacheHit] = "http://" + cacheAddr
 	res.CacheHit = true
+	var guardAddr string
+	if st.guard, guardAddr, err = e.startGatewayWith(ctx, "switchyard-guard", simAddr, guardConfig(filepath.Join(root, "policy", "rego"))); err != nil {
+		return err
+	}
+	st.urls[PathGuard] = "http://" + guardAddr
+	res.Guard = true
 	if path, v, err := nginxVersion(o.nginx); err != nil {
 		res.NginxNote = err.Error()
 	} else {
@@ -542,7 +565,7 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		}
 		res.Memory.NginxPeakKB = m.HWM
 	}
-	for _, p := range []*proc{st.sim, st.gw, st.adm, st.cache, st.ng} {
+	for _, p := range []*proc{st.sim, st.gw, st.adm, st.cache, st.guard, st.ng} {
 		if p == nil {
 			continue
 		}
@@ -558,7 +581,7 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 			res.Notes = append(res.Notes, fmt.Sprintf("nginx's error log: `%s`", oneLine(string(b), 300)))
 		}
 	}
-	for _, p := range []*proc{st.ng, st.cache, st.adm, st.gw, st.sim} {
+	for _, p := range []*proc{st.ng, st.guard, st.cache, st.adm, st.gw, st.sim} {
 		if p != nil {
 			p.stop()
 		}
@@ -683,6 +706,8 @@ func (e *env) measure(ctx context.Context, st *stack, path string, cfg loadtest.
 	case PathCacheHit:
 		proxyPIDs = []int{st.cache.pid()}
 		cfg.RepeatRatio = 1 // one prompt: after the first, every request is a hit
+	case PathGuard:
+		proxyPIDs = []int{st.guard.pid()}
 	case PathNginx:
 		proxyPIDs = st.ngPIDs
 	}

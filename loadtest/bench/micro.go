@@ -30,6 +30,8 @@ var microBenches = []struct{ pkg, pattern, benchtime string }{
 	{"./internal/spend", ".", "200000x"},
 	{"./plugins/cache", "^Benchmark(Key|ExactGet|ExactHit|SemanticLookup)$", "2000x"},
 	{"./internal/embed", "^BenchmarkEmbedInto", "20000x"},
+	{"./policy", "^BenchmarkDecision1KB$", "1000x"},
+	{"./policy/detect", "^BenchmarkDetect$", "2000x"},
 }
 
 // runMicro runs the stage benchmarks in root and returns their figures.

@@ -28,6 +28,9 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 	if r.CacheHit {
 		fmt.Fprintf(&b, "- %s: a third `switchyard serve` with the `cache` stage (exact, every request cached); the load repeats one prompt, so every request after the first is a hit\n", PathCacheHit)
 	}
+	if r.Guard {
+		fmt.Fprintf(&b, "- %s: a fourth `switchyard serve` with the `guard` stage on the default policy library (policy/rego: access, pii, secrets, injection, topics, size) on every request and answer; streams pass through its output window\n", PathGuard)
+	}
 	if r.Admission {
 		fmt.Fprintf(&b, "- %s: a second `switchyard serve`, the same config plus a tenant and a key with limits on the key, the tenant and the pool (local limiter), on the proxy's CPU\n", PathAdmission)
 	}
@@ -169,29 +172,14 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 		fmt.Fprintf(&b, "concurrency limits on the key, the tenant and the model pool, all far above the load, decided by\n")
 		fmt.Fprintf(&b, "the local limiter) against the pass-through gateway, in the same run. Δ is on minus off, of the\n")
 		fmt.Fprintf(&b, "medians; the spread of the repeats (see the tables above) is the noise floor.\n\n")
-		fmt.Fprintf(&b, "| scenario | load | p50 off | p50 on | Δ p50 | Δ p99 | CPU µs/req off | CPU µs/req on | Δ CPU µs/req |\n")
-		fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
-		for _, sc := range []string{ScenarioChat, ScenarioStream} {
-			type load struct {
-				mode  string
-				rate  float64
-				label string
-			}
-			var loads []load
-			for _, rate := range s.Rates {
-				loads = append(loads, load{"open", rate, fmt.Sprintf("%g req/s", rate)})
-			}
-			loads = append(loads, load{"closed", 0, fmt.Sprintf("closed, %d conns", s.Concurrency)})
-			for _, l := range loads {
-				off, on := r.Find(sc, PathSwitchyard, l.mode, l.rate), r.Find(sc, PathAdmission, l.mode, l.rate)
-				if off == nil || on == nil || len(off.Samples) == 0 || len(on.Samples) == 0 {
-					continue
-				}
-				a, c := off.Agg(), on.Agg()
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %+.0f | %+.0f | %.1f | %.1f | %+.1f |\n", sc, l.label,
-					us(a.P50), us(c.P50), c.P50-a.P50, c.P99-a.P99, a.ProxyCPU, c.ProxyCPU, c.ProxyCPU-a.ProxyCPU)
-			}
-		}
+		onOff(&b, r, PathAdmission)
+	}
+	if r.Guard {
+		fmt.Fprintf(&b, "\n## Guard on vs off\n\n")
+		fmt.Fprintf(&b, "The same gateway with the guard stage (`%s`: the default policy library, OPA in process, on\n", PathGuard)
+		fmt.Fprintf(&b, "every request and answer; streams pass through the output window and its final check) against the\n")
+		fmt.Fprintf(&b, "pass-through gateway, in the same run. Δ is on minus off, of the medians.\n\n")
+		onOff(&b, r, PathGuard)
 	}
 
 	m := r.Memory
@@ -310,4 +298,33 @@ func mib(kb uint64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.1f", float64(kb)/1024)
+}
+
+// onOff writes the table of path against the pass-through gateway, load
+// by load: p50, p99 and CPU per request, off, on and the difference.
+func onOff(b *strings.Builder, r *Results, path string) {
+	s := r.Settings
+	fmt.Fprintf(b, "| scenario | load | p50 off | p50 on | Δ p50 | Δ p99 | CPU µs/req off | CPU µs/req on | Δ CPU µs/req |\n")
+	fmt.Fprintf(b, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, sc := range []string{ScenarioChat, ScenarioStream} {
+		type load struct {
+			mode  string
+			rate  float64
+			label string
+		}
+		var loads []load
+		for _, rate := range s.Rates {
+			loads = append(loads, load{"open", rate, fmt.Sprintf("%g req/s", rate)})
+		}
+		loads = append(loads, load{"closed", 0, fmt.Sprintf("closed, %d conns", s.Concurrency)})
+		for _, l := range loads {
+			off, on := r.Find(sc, PathSwitchyard, l.mode, l.rate), r.Find(sc, path, l.mode, l.rate)
+			if off == nil || on == nil || len(off.Samples) == 0 || len(on.Samples) == 0 {
+				continue
+			}
+			a, c := off.Agg(), on.Agg()
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %+.0f | %+.0f | %.1f | %.1f | %+.1f |\n", sc, l.label,
+				us(a.P50), us(c.P50), c.P50-a.P50, c.P99-a.P99, a.ProxyCPU, c.ProxyCPU, c.ProxyCPU-a.ProxyCPU)
+		}
+	}
 }

@@ -18,6 +18,10 @@ const (
 	// PathCacheHit is the gateway with the cache stage (exact), the load
 	// repeating one prompt: every request after the first is a hit.
 	PathCacheHit = "switchyard+cache-hit"
+	// PathGuard is the gateway with the guard stage: the default policy
+	// library (policy/rego) on every request and answer, streams through
+	// the output window.
+	PathGuard = "switchyard+guard"
 )
 
 // Scenarios, as loadtest names them.
@@ -183,7 +187,9 @@ type Results struct {
 	// Admission is set when the admission path was measured.
 	Admission bool `json:"admission,omitempty"`
 	// CacheHit is set when the cache-hit path was measured.
-	CacheHit bool     `json:"cache_hit,omitempty"`
+	CacheHit bool `json:"cache_hit,omitempty"`
+	// Guard is set when the guard path was measured.
+	Guard    bool     `json:"guard,omitempty"`
 	Settings Settings `json:"settings"`
 	Points   []*Point `json:"points"`
 	Memory   Memory   `json:"memory"`
@@ -222,6 +228,9 @@ func (r *Results) Paths() []string {
 	}
 	if r.CacheHit {
 		paths = append(paths, PathCacheHit)
+	}
+	if r.Guard {
+		paths = append(paths, PathGuard)
 	}
 	if r.Nginx != "" {
 		paths = append(paths, PathNginx)
