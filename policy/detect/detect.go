@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -70,17 +71,19 @@ var (
 		regexp.MustCompile(`\(?\b[2-9]\d{2}\)?[ .-]?\d{3}[ .-]\d{4}\b`),
 		regexp.MustCompile(`\b0\d{1,4}(?:[ /-]\d{2,8}){1,4}\b`),
 	}
-	ssnShapeRE = regexp.MustCompile(`^\d{3}-\d{2}-\d{4}$`)
-	cardRE     = regexp.MustCompile(`\b(?:\d[ -]?){12,18}\d\b`)
-	iinRE      = regexp.MustCompile(`^(?:4(?:\d{12}|\d{15}|\d{18})|(?:5[1-5]|2[2-7])\d{14}|3[47]\d{13}|3(?:0[0-5]|[68]\d)\d{11,16}|6(?:011|5\d\d|4[4-9]\d)\d{12,15}|35\d{14,17}|62\d{14,17})$`)
-	ibanRE     = regexp.MustCompile(`\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b`)
-	ssnRE      = regexp.MustCompile(`\b(\d{3})-(\d{2})-(\d{4})\b`)
-	ssnCueRE   = regexp.MustCompile(`(?i)\b(?:ssn|social security(?: number| no\.?)?)\s*(?:is|:|#)?\s*(\d{9})\b`)
-	niRE       = regexp.MustCompile(`\b([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b`)
-	dniRE      = regexp.MustCompile(`\b(\d{8})-?([A-Z])\b`)
-	ipv4RE     = regexp.MustCompile(`(?i)(\b(?:version|ver|release|build|firmware|rev)\.?:?\s+|==|~=|>=|<=|@|[\w.])?\b(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(\.?\w)?`)
-	ipv6RE     = regexp.MustCompile(`(?i)\b[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}`)
-	ipv6FullRE = regexp.MustCompile(`(?i)^(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}$`)
+	// cardSeparators strips the spaces and dashes of a card match.
+	cardSeparators = strings.NewReplacer(" ", "", "-", "")
+	ssnShapeRE     = regexp.MustCompile(`^\d{3}-\d{2}-\d{4}$`)
+	cardRE         = regexp.MustCompile(`\b(?:\d[ -]?){12,18}\d\b`)
+	iinRE          = regexp.MustCompile(`^(?:4(?:\d{12}|\d{15}|\d{18})|(?:5[1-5]|2[2-7])\d{14}|3[47]\d{13}|3(?:0[0-5]|[68]\d)\d{11,16}|6(?:011|5\d\d|4[4-9]\d)\d{12,15}|35\d{14,17}|62\d{14,17})$`)
+	ibanRE         = regexp.MustCompile(`\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b`)
+	ssnRE          = regexp.MustCompile(`\b(\d{3})-(\d{2})-(\d{4})\b`)
+	ssnCueRE       = regexp.MustCompile(`(?i)\b(?:ssn|social security(?: number| no\.?)?)\s*(?:is|:|#)?\s*(\d{9})\b`)
+	niRE           = regexp.MustCompile(`\b([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b`)
+	dniRE          = regexp.MustCompile(`\b(\d{8})-?([A-Z])\b`)
+	ipv4RE         = regexp.MustCompile(`(?i)(\b(?:version|ver|release|build|firmware|rev)\.?:?\s+|==|~=|>=|<=|@|[\w.])?\b(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(\.?\w)?`)
+	ipv6RE         = regexp.MustCompile(`(?i)\b[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}`)
+	ipv6FullRE     = regexp.MustCompile(`(?i)^(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}$`)
 )
 
 // ibanLength is the IBAN length of each country that has one fixed.
@@ -118,7 +121,7 @@ func PII(text string) []Finding {
 	// High-risk ("strong") findings first: phones inside them are not phones.
 	var strong []string
 	findAll(cardRE, text, cardChar, 13, func(m string) {
-		d := strings.NewReplacer(" ", "", "-", "").Replace(m)
+		d := cardSeparators.Replace(m)
 		if iinRE.MatchString(d) && Luhn(d) {
 			add("card", m)
 			strong = append(strong, m)
@@ -343,13 +346,9 @@ func phoneCovered(m string, raw map[string]struct{}) bool {
 	return false
 }
 
+// containedIn reports whether m is inside any of in.
 func containedIn(m string, in []string) bool {
-	for _, s := range in {
-		if strings.Contains(s, m) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(in, func(s string) bool { return strings.Contains(s, m) })
 }
 
 // Luhn reports whether the decimal string digits passes the Luhn check:
@@ -535,17 +534,10 @@ func Secrets(text string) []string {
 	return out
 }
 
+// containsAny reports whether s contains any of subs.
 func containsAny(s string, subs []string) bool {
-	for _, t := range subs {
-		if strings.Contains(s, t) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(subs, func(t string) bool { return strings.Contains(s, t) })
 }
-
-// ContainsAny reports whether s contains any of subs.
-func ContainsAny(s string, subs []string) bool { return containsAny(s, subs) }
 
 // LongTokens returns the runs of 24 or more base64 / url-safe characters
 // ([A-Za-z0-9+/=_-]), when the text holds a digit (base64 of 18+ bytes
