@@ -43,6 +43,8 @@ type UpstreamState struct {
 	failures     atomic.Int64 // consecutive failures since the last success or ejection decision
 	ejectedUntil atomic.Int64 // unix nanoseconds; 0 = not ejected
 	activeDown   atomic.Bool
+
+	load loadState // metrics scraped from the backend and the gateway's own observations (load.go)
 }
 
 // TryAcquire takes one concurrency slot if the upstream is below its
