@@ -41,12 +41,15 @@ type Strategy struct {
 type Strategies struct{ m map[string]Strategy }
 
 // NewStrategies returns a registry of the built-in strategies:
-// round_robin, weighted and least_outstanding.
+// round_robin, weighted, least_outstanding, inference_aware (inference.go)
+// and consistent_hash (consistent.go).
 func NewStrategies() *Strategies {
 	s := &Strategies{m: map[string]Strategy{}}
 	s.Register(Strategy{Name: "round_robin", New: newRoundRobin})
 	s.Register(Strategy{Name: "weighted", Weighted: true, New: newWeighted})
 	s.Register(Strategy{Name: "least_outstanding", New: func(*Pool) (Balancer, error) { return leastOutstanding{}, nil }})
+	s.Register(Strategy{Name: "inference_aware", New: newInferenceAware})
+	s.Register(Strategy{Name: "consistent_hash", Weighted: true, New: newConsistentHash})
 	return s
 }
 

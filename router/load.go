@@ -35,6 +35,8 @@ type loadState struct {
 
 	tokens atomic.Int64  // estimated prompt tokens of the requests in flight
 	ttft   atomic.Uint64 // float64 bits of the EWMA of the time to first byte, in ns; 0 = none yet
+
+	prefix atomic.Pointer[prefixIndex] // block hashes sent here (prefix.go); nil until a prefix-aware pool picks it
 }
 
 // SetLoad records a scrape of the backend's metrics, taken at at. It is

@@ -23,6 +23,7 @@ type Pool struct {
 	Fallbacks []*Pool      // tried in order when this pool cannot serve
 	Attempts  int          // tries per pool, the first one included; >= 1
 	Retry     *RetryBudget // nil when Attempts == 1
+	Balance   BalanceSpec  // PoolSpec.Balance, read by the strategies that use it
 
 	bal      Balancer
 	weighted bool // Strategy.Weighted: weight-0 targets are out

@@ -63,6 +63,9 @@ type UpstreamSpec struct {
 	MaxConcurrency   int           // requests in flight at most; 0 = unlimited
 	FailureThreshold int           // consecutive failures that eject it; 0 = never ejected passively
 	Cooldown         time.Duration // how long an ejection lasts; must be > 0 when FailureThreshold > 0
+	// MetricsStale is how old a scrape of the backend's metrics may be and
+	// still count (see Upstream.SetLoad); 0 = its metrics are not scraped.
+	MetricsStale time.Duration
 	// State is the upstream's live state, to share it with the same
 	// backend's upstream in other Routers (a reload); nil = a new one.
 	State *UpstreamState
@@ -75,6 +78,7 @@ type PoolSpec struct {
 	Targets   []TargetSpec
 	Fallbacks []string // pool names, tried in order; must not form a cycle
 	Retry     RetrySpec
+	Balance   BalanceSpec // for the inference_aware and consistent_hash strategies
 }
 
 // TargetSpec is one upstream in a pool, with the model id to ask it for.
@@ -126,10 +130,10 @@ type Request struct {
 
 	// Hints for balancers (Balancer.Pick), filled by the caller when it
 	// knows them; zero means unknown, and a balancer that needs one then
-	// picks as if it had none. The built-in strategies read none of them.
-	PrefixHash uint64 // hash of the prompt's leading part, for prefix (KV-cache) affinity
-	SessionKey []byte // a stable caller or conversation identity, for sticky sessions
-	Tokens     int    // estimated prompt tokens, for load-aware scoring
+	// picks as if it had none. inference_aware and consistent_hash read them.
+	Prefix     []uint64 // chained hashes of the prompt's leading blocks (AppendPrefixHashes), for prefix (KV-cache) affinity
+	SessionKey []byte   // the request's "user" field, a stable caller identity for sticky sessions
+	Tokens     int      // estimated prompt tokens, for load-aware scoring
 }
 
 // Route is a compiled routing rule.
@@ -209,7 +213,8 @@ func New(s Spec) (*Router, error) {
 		u := &Upstream{
 			Name: us.Name, Index: len(r.upstreams),
 			MaxConcurrency: int64(us.MaxConcurrency), FailureThreshold: int64(us.FailureThreshold), Cooldown: us.Cooldown,
-			st: us.State, ejectMu: r.ejectMu, onReturn: s.OnReturn,
+			MetricsStale: us.MetricsStale,
+			st:           us.State, ejectMu: r.ejectMu, onReturn: s.OnReturn,
 		}
 		if u.st == nil {
 			u.st = new(UpstreamState)
@@ -230,7 +235,7 @@ func New(s Spec) (*Router, error) {
 			fail("%s: duplicate name (also pools[%d])", at, prev.Index)
 			continue
 		}
-		p := &Pool{Name: ps.Name, Index: len(r.pools)}
+		p := &Pool{Name: ps.Name, Index: len(r.pools), Balance: ps.Balance}
 		built[i] = p
 		r.pools = append(r.pools, p)
 		r.poolByName[p.Name] = p

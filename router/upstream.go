@@ -26,6 +26,7 @@ type Upstream struct {
 	MaxConcurrency   int64         // 0 = unlimited
 	FailureThreshold int64         // consecutive failures that eject it; 0 = never ejected passively
 	Cooldown         time.Duration // how long an ejection lasts; > 0 when FailureThreshold > 0
+	MetricsStale     time.Duration // a scrape older than this does not count; 0 = metrics not scraped
 
 	st       *UpstreamState
 	pools    []*Pool           // pools with a target on this upstream, for the ejection rule
