@@ -118,7 +118,7 @@ func TestStrategyRegistry(t *testing.T) {
 	reg.Register(router.Strategy{Name: "broken", New: func(*router.Pool) (router.Balancer, error) { return nil, errors.New("needs a ring size") }})
 	reg.Register(router.Strategy{Name: "nothing", New: func(*router.Pool) (router.Balancer, error) { return nil, nil }})
 	reg.Register(router.Strategy{Name: "shares", Weighted: true, New: func(*router.Pool) (router.Balancer, error) { return nilBalancer{}, nil }})
-	if got, want := strings.Join(reg.Names(), ","), "broken,least_outstanding,nothing,round_robin,shares,weighted"; got != want {
+	if got, want := strings.Join(reg.Names(), ","), "broken,consistent_hash,inference_aware,least_outstanding,nothing,round_robin,shares,weighted"; got != want {
 		t.Errorf("Names() = %s; want %s", got, want)
 	}
 	if st, ok := reg.Lookup(""); !ok || st.Name != router.DefaultStrategy {
@@ -136,7 +136,7 @@ func TestStrategyRegistry(t *testing.T) {
 		want           string // "" = builds
 	}{
 		{"registered", "shares", 1, ""},
-		{"unknown", "random", 1, `pools[0] "p": unknown strategy "random" (want one of broken, least_outstanding, nothing, round_robin, shares, weighted)`},
+		{"unknown", "random", 1, `pools[0] "p": unknown strategy "random" (want one of broken, consistent_hash, inference_aware, least_outstanding, nothing, round_robin, shares, weighted)`},
 		{"new fails", "broken", 1, `pools[0] "p": strategy broken: needs a ring size`},
 		{"no balancer", "nothing", 1, `pools[0] "p": strategy nothing made no balancer`},
 		{"weighted, all zero", "shares", 0, `pools[0] "p": strategy shares needs a target with a positive weight`},
