@@ -23,6 +23,18 @@ func TestHotPathAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("pick+appendBody: %v allocs/op, want 0", n)
 	}
+	tg := testGenerator(t, func(c *Config) {
+		c.Scenario = ScenarioMix
+		c.Mix = map[string]float64{"chat": 1, "stream": 1, "completions": 1}
+		c.PrefixTenants, c.PrefixTokens, c.PrefixUsers, c.PrefixSkew = 16, 512, 4, 1
+		c.RepeatRatio = 0.2
+	})
+	if n := testing.AllocsPerRun(200, func() {
+		k, p, para, _ := tg.pick()
+		buf = tg.appendBody(buf[:0], k, p, para)
+	}); n != 0 {
+		t.Errorf("pick+appendBody with tenants: %v allocs/op, want 0", n)
+	}
 
 	stream := benchStream(16)
 	var r bytes.Reader

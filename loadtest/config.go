@@ -117,6 +117,25 @@ type Config struct {
 	SharedPrefixRatio float64
 	// SharedPrefixTokens is the length of the shared prefix. Default 512.
 	SharedPrefixTokens int
+	// PrefixTenants turns on the multi-tenant shared-prefix scenario (the
+	// llm-d benchmark's "shared prefix" workload): every chat and
+	// completions request belongs to one of PrefixTenants tenants and starts
+	// with that tenant's own context (PrefixTokens long, as the system
+	// message), followed by a question of PromptTokens from one of the
+	// tenant's PrefixUsers users, whose identity is sent as the OpenAI
+	// "user" field, "tenantT-userU" (T and U from 0). Where a request lands
+	// then decides whether its context is in that server's prefix cache.
+	// Zero (default): off. Not combined with SharedPrefixRatio.
+	PrefixTenants int
+	// PrefixTokens is the length of each tenant's context. Default 2048.
+	PrefixTokens int
+	// PrefixUsers is the number of users per tenant; the user is drawn
+	// uniformly. Default 4.
+	PrefixUsers int
+	// PrefixSkew skews the choice of tenant: tenant k (from 0) is drawn
+	// with a weight of 1/(k+1)^PrefixSkew (Zipf). 0 (default) is uniform;
+	// 1 makes tenant 0 about twice as popular as tenant 1.
+	PrefixSkew float64
 	// RepeatRatio is the share of requests that repeat an earlier prompt of
 	// the same kind, so that caches can show their effect.
 	RepeatRatio float64
@@ -292,6 +311,8 @@ const (
 	defaultMaxInflight  = 10000
 	defaultTimeout      = 60 * time.Second
 	defaultPrefixTokens = 512
+	defaultTenantTokens = 2048
+	defaultTenantUsers  = 4
 	defaultSeed         = 1
 )
 
@@ -320,6 +341,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SharedPrefixTokens == 0 {
 		c.SharedPrefixTokens = defaultPrefixTokens
+	}
+	if c.PrefixTenants > 0 && c.PrefixTokens == 0 {
+		c.PrefixTokens = defaultTenantTokens
+	}
+	if c.PrefixTenants > 0 && c.PrefixUsers == 0 {
+		c.PrefixUsers = defaultTenantUsers
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = defaultMaxInflight
@@ -385,6 +412,9 @@ func (c Config) Validate() error {
 	if c.SharedPrefixTokens < 1 || c.SharedPrefixTokens > maxTokensPerDist {
 		bad("shared-prefix-tokens %d: must be in [1, %d]", c.SharedPrefixTokens, maxTokensPerDist)
 	}
+	if c.PrefixTenants != 0 {
+		c.validateTenants(kinds, bad)
+	}
 	if c.KeyPick != KeyRoundRobin && c.KeyPick != KeyRandom {
 		bad("key-pick %q: want %s or %s", c.KeyPick, KeyRoundRobin, KeyRandom)
 	}
@@ -395,6 +425,41 @@ func (c Config) Validate() error {
 		bad("timeout %v: must not be negative", c.Timeout)
 	}
 	return errors.Join(errs...)
+}
+
+// Bounds of the multi-tenant shared-prefix scenario: the tenants' contexts
+// are built once, up front, so their total is capped (about 25 MB of text).
+const (
+	maxPrefixTenants     = 10000
+	maxPrefixUsers       = 1000000
+	maxTenantTokensTotal = 1 << 22
+	maxPrefixSkew        = 10
+)
+
+// validateTenants checks the multi-tenant shared-prefix settings (defaults
+// applied), reporting through bad.
+func (c Config) validateTenants(kinds [numKinds]float64, bad func(string, ...any)) {
+	if c.PrefixTenants < 0 || c.PrefixTenants > maxPrefixTenants {
+		bad("prefix-tenants %d: must be in [0, %d]", c.PrefixTenants, maxPrefixTenants)
+		return
+	}
+	if c.PrefixTokens < 1 || c.PrefixTokens > maxTokensPerDist {
+		bad("prefix-tokens %d: must be in [1, %d]", c.PrefixTokens, maxTokensPerDist)
+	} else if total := c.PrefixTenants * c.PrefixTokens; total > maxTenantTokensTotal {
+		bad("prefix-tenants %d x prefix-tokens %d = %d tokens of contexts: must be at most %d", c.PrefixTenants, c.PrefixTokens, total, maxTenantTokensTotal)
+	}
+	if c.PrefixUsers < 1 || c.PrefixUsers > maxPrefixUsers {
+		bad("prefix-users %d: must be in [1, %d]", c.PrefixUsers, maxPrefixUsers)
+	}
+	if !(c.PrefixSkew >= 0 && c.PrefixSkew <= maxPrefixSkew) {
+		bad("prefix-skew %g: must be in [0, %d]", c.PrefixSkew, maxPrefixSkew)
+	}
+	if c.SharedPrefixRatio > 0 {
+		bad("prefix-tenants and shared-prefix-ratio: use one or the other (the tenants' contexts are the shared prefixes)")
+	}
+	if kinds[kindChat]+kinds[kindStream]+kinds[kindCompletions] == 0 {
+		bad("prefix-tenants: needs chat, stream or completions requests (embeddings have no context)")
+	}
 }
 
 // kindWeights returns the weight of every kind for c's scenario.

@@ -3,7 +3,10 @@ package loadtest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +125,27 @@ func TestConfigValidate(t *testing.T) {
 		{"key pick", func(c *Config) { c.KeyPick = "x" }, `key-pick "x"`},
 		{"inflight", func(c *Config) { c.MaxInflight = -1 }, "max-inflight"},
 		{"dist", func(c *Config) { c.PromptTokens = Dist{Kind: "fixed"} }, "prompt-tokens"},
+		{"ok tenants", func(c *Config) { c.PrefixTenants = 8; c.PrefixTokens = 4000; c.PrefixUsers = 3; c.PrefixSkew = 1.2 }, ""},
+		{"ok tenants defaults", func(c *Config) { c.PrefixTenants = 8 }, ""},
+		{"ok tenants in a mix", func(c *Config) {
+			c.PrefixTenants = 2
+			c.Scenario = ScenarioMix
+			c.Mix = map[string]float64{"stream": 1, "embeddings": 1}
+		}, ""},
+		{"tenants negative", func(c *Config) { c.PrefixTenants = -1 }, "prefix-tenants -1"},
+		{"tenants too many", func(c *Config) { c.PrefixTenants = 10001 }, "prefix-tenants 10001"},
+		{"tenant tokens negative", func(c *Config) { c.PrefixTenants = 2; c.PrefixTokens = -5 }, "prefix-tokens -5"},
+		{"tenant contexts too big", func(c *Config) { c.PrefixTenants = 5000; c.PrefixTokens = 1000 }, "5000000 tokens of contexts"},
+		{"tenant users", func(c *Config) { c.PrefixTenants = 2; c.PrefixUsers = -1 }, "prefix-users -1"},
+		{"tenant skew", func(c *Config) { c.PrefixTenants = 2; c.PrefixSkew = -0.5 }, "prefix-skew -0.5"},
+		{"tenant skew NaN", func(c *Config) { c.PrefixTenants = 2; c.PrefixSkew = math.NaN() }, "prefix-skew NaN"},
+		{"tenants and shared prefix", func(c *Config) { c.PrefixTenants = 2; c.SharedPrefixRatio = 0.5 }, "use one or the other"},
+		{"tenants without chat", func(c *Config) {
+			c.PrefixTenants = 2
+			c.Model = ""
+			c.EmbedModel = "e"
+			c.Scenario = ScenarioEmbeddings
+		}, "needs chat, stream or completions"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -287,6 +311,138 @@ func TestGeneratorDeterministicAndKeys(t *testing.T) {
 	}
 	if len(counts) != 3 {
 		t.Errorf("random keys used %v, want all three", counts)
+	}
+}
+
+// tenantBody is what a multi-tenant request carries.
+type tenantBody struct {
+	User     string                           `json:"user"`
+	Prompt   string                           `json:"prompt"`
+	Input    string                           `json:"input"`
+	Messages []struct{ Role, Content string } `json:"messages"`
+}
+
+func TestGeneratorTenants(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		scenario string
+		mix      map[string]float64
+		tenants  int
+		users    int
+		skew     float64
+		// wantShare0 is tenant 0's expected share of the requests.
+		wantShare0 float64
+	}{
+		{"uniform chat", ScenarioChat, nil, 8, 3, 0, 1.0 / 8},
+		{"uniform stream", ScenarioStream, nil, 4, 1, 0, 1.0 / 4},
+		{"zipf 1", ScenarioStream, nil, 4, 2, 1, 1 / (1 + 1.0/2 + 1.0/3 + 1.0/4)},
+		{"zipf 2", ScenarioChat, nil, 8, 2, 2, 1 / (1 + 1.0/4 + 1.0/9 + 1.0/16 + 1.0/25 + 1.0/36 + 1.0/49 + 1.0/64)},
+		{"one tenant", ScenarioChat, nil, 1, 5, 0, 1},
+		{"completions and embeddings", ScenarioMix, map[string]float64{"completions": 1, "embeddings": 1}, 3, 2, 0, 1.0 / 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := testGenerator(t, func(c *Config) {
+				c.Scenario, c.Mix = tc.scenario, tc.mix
+				c.PrefixTenants, c.PrefixTokens, c.PrefixUsers, c.PrefixSkew = tc.tenants, 50, tc.users, tc.skew
+				c.PromptTokens = Dist{"uniform", 5, 10}
+			})
+			if len(g.tenants) != tc.tenants {
+				t.Fatalf("%d tenant contexts, want %d", len(g.tenants), tc.tenants)
+			}
+			contexts := map[string]int{}
+			for i, ctx := range g.tenants {
+				if n := len(strings.Fields(string(ctx))); n != 50 {
+					t.Fatalf("tenant %d context has %d words, want 50", i, n)
+				}
+				contexts[string(ctx)] = i
+			}
+			if len(contexts) != tc.tenants {
+				t.Fatalf("tenant contexts are not distinct")
+			}
+			const n = 4000
+			perTenant := make([]int, tc.tenants)
+			users := map[string]bool{}
+			questions := map[string]bool{}
+			withTenant := 0
+			for range n {
+				k, p, para, _ := g.pick()
+				body := g.appendBody(nil, k, p, para)
+				var v tenantBody
+				if err := json.Unmarshal(body, &v); err != nil {
+					t.Fatalf("body is not JSON: %v\n%s", err, body)
+				}
+				if k == kindEmbeddings {
+					if v.User != "" || p.tenant != -1 {
+						t.Fatalf("embeddings request with a tenant: %s", body)
+					}
+					continue
+				}
+				withTenant++
+				var ctx, question string
+				if k == kindCompletions {
+					ctx, question, _ = strings.Cut(v.Prompt, "\n\n")
+				} else {
+					if len(v.Messages) != 2 || v.Messages[0].Role != "system" || v.Messages[1].Role != "user" {
+						t.Fatalf("want a system and a user message: %s", body)
+					}
+					ctx, question = v.Messages[0].Content, v.Messages[1].Content
+				}
+				tenant, ok := contexts[ctx]
+				if !ok {
+					t.Fatalf("context is no tenant's: %s", body)
+				}
+				perTenant[tenant]++
+				var ut, uu int
+				if _, err := fmt.Sscanf(v.User, "tenant%d-user%d", &ut, &uu); err != nil || ut != tenant || uu < 0 || uu >= tc.users ||
+					v.User != fmt.Sprintf("tenant%d-user%d", ut, uu) {
+					t.Fatalf("user %q for tenant %d with %d users", v.User, tenant, tc.users)
+				}
+				users[v.User] = true
+				questions[question] = true
+			}
+			if len(users) != tc.tenants*tc.users {
+				t.Errorf("%d distinct users seen, want %d", len(users), tc.tenants*tc.users)
+			}
+			if len(questions) < withTenant*9/10 {
+				t.Errorf("%d distinct questions in %d requests: the questions should vary", len(questions), withTenant)
+			}
+			if share := float64(perTenant[0]) / float64(withTenant); math.Abs(share-tc.wantShare0) > 0.03 {
+				t.Errorf("tenant 0 got %.3f of the requests, want %.3f (per tenant: %v)", share, tc.wantShare0, perTenant)
+			}
+			for i := 1; i < tc.tenants && tc.skew > 0; i++ {
+				if perTenant[i] > perTenant[i-1]+n/50 {
+					t.Errorf("skew %g: tenant %d drawn more often than tenant %d: %v", tc.skew, i, i-1, perTenant)
+				}
+			}
+		})
+	}
+}
+
+// The same seed gives the same tenants, users and questions; another seed
+// gives other contexts.
+func TestGeneratorTenantsDeterministic(t *testing.T) {
+	t.Parallel()
+	gen := func(seed int64) []string {
+		g := testGenerator(t, func(c *Config) {
+			c.PrefixTenants, c.PrefixTokens, c.PrefixUsers, c.Seed = 5, 20, 3, seed
+			c.RepeatRatio = 0.3
+		})
+		var out []string
+		for range 50 {
+			k, p, para, _ := g.pick()
+			out = append(out, string(g.appendBody(nil, k, p, para)))
+		}
+		return out
+	}
+	a, b, c := gen(7), gen(7), gen(8)
+	if !slices.Equal(a, b) {
+		t.Error("same seed gave different bodies")
+	}
+	if slices.Equal(a, c) {
+		t.Error("different seeds gave the same bodies")
 	}
 }
 

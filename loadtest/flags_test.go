@@ -39,6 +39,15 @@ func TestRegisterFlags(t *testing.T) {
 				t.Errorf("does not validate: %v", err)
 			}
 		}, ""},
+		{"tenants", []string{"--model", "m", "--duration", "5s", "--scenario", "stream",
+			"--prefix-tenants", "16", "--prefix-tokens", "3000", "--prefix-users", "5", "--prefix-skew", "0.8"}, func(t *testing.T, c Config) {
+			if c.PrefixTenants != 16 || c.PrefixTokens != 3000 || c.PrefixUsers != 5 || c.PrefixSkew != 0.8 {
+				t.Errorf("parsed: %+v", c)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("does not validate: %v", err)
+			}
+		}, ""},
 		{"bad dist", []string{"--prompt-tokens", "zipf:1"}, nil, "--prompt-tokens"},
 		{"bad mix", []string{"--mix", "video=1"}, nil, "--mix"},
 		{"bad header", []string{"--header", "novalue"}, nil, "--header"},

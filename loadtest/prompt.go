@@ -2,7 +2,9 @@ package loadtest
 
 import (
 	"encoding/json"
+	"math"
 	"math/rand/v2"
+	"sort"
 	"strconv"
 	"sync"
 )
@@ -34,6 +36,8 @@ type promptSpec struct {
 	words     int
 	maxTokens int
 	prefix    bool
+	tenant    int32 // multi-tenant scenario: the tenant, from 0; -1 none
+	user      int32 // the tenant's user, from 0
 }
 
 type history struct {
@@ -71,6 +75,12 @@ type generator struct {
 	embed    []byte // JSON string, quoted
 	prefix   []byte // shared system prompt, JSON-safe
 	ignoreEO bool
+	// The multi-tenant shared-prefix scenario: each tenant's context
+	// (JSON-safe), the cumulative tenant weights (normalized to 1) and the
+	// users per tenant. No tenants: off.
+	tenants   [][]byte
+	tenantCum []float64
+	users     int
 }
 
 func newGenerator(cfg Config) (*generator, error) {
@@ -108,7 +118,31 @@ func newGenerator(cfg Config) (*generator, error) {
 		return nil, err
 	}
 	g.prefix = appendWords(nil, uint64(cfg.Seed)^0x7072_6566_6978, cfg.SharedPrefixTokens)
+	if cfg.PrefixTenants > 0 {
+		g.users = cfg.PrefixUsers
+		g.tenants = make([][]byte, cfg.PrefixTenants)
+		g.tenantCum = make([]float64, cfg.PrefixTenants)
+		var sum float64
+		for t := range g.tenants {
+			g.tenants[t] = appendWords(nil, uint64(cfg.Seed)^0x7465_6e61_6e74^(uint64(t+1)*0x9e37_79b9_7f4a_7c15), cfg.PrefixTokens)
+			sum += math.Pow(float64(t+1), -cfg.PrefixSkew)
+			g.tenantCum[t] = sum
+		}
+		for t := range g.tenantCum {
+			g.tenantCum[t] /= sum
+		}
+		g.tenantCum[len(g.tenantCum)-1] = 1 // guard against rounding
+	}
 	return g, nil
+}
+
+// pickTenant draws a tenant and one of its users. Called with mu held.
+func (g *generator) pickTenant() (tenant, user int32) {
+	t := sort.SearchFloat64s(g.tenantCum, g.rng.Float64())
+	if t >= len(g.tenantCum) { // Float64 < 1 = the last bound; defensive
+		t = len(g.tenantCum) - 1
+	}
+	return int32(t), int32(g.rng.IntN(g.users))
 }
 
 // pick chooses the next request: its kind, its prompt and its key.
@@ -138,6 +172,10 @@ func (g *generator) pick() (k kind, p promptSpec, paraphrase bool, auth []byte) 
 		words:     g.prompt.Sample(g.rng),
 		maxTokens: g.output.Sample(g.rng),
 		prefix:    k != kindEmbeddings && g.prefixP > 0 && g.rng.Float64() < g.prefixP,
+		tenant:    -1,
+	}
+	if k != kindEmbeddings && len(g.tenants) > 0 {
+		p.tenant, p.user = g.pickTenant()
 	}
 	if g.repeatP > 0 {
 		h.add(p)
@@ -164,7 +202,10 @@ func (g *generator) appendBody(dst []byte, k kind, p promptSpec, paraphrase bool
 		dst = append(dst, `{"model":`...)
 		dst = append(dst, g.model...)
 		dst = append(dst, `,"prompt":"`...)
-		if p.prefix {
+		if p.tenant >= 0 {
+			dst = append(dst, g.tenants[p.tenant]...)
+			dst = append(dst, `\n\n`...)
+		} else if p.prefix {
 			dst = append(dst, g.prefix...)
 			dst = append(dst, `\n\n`...)
 		}
@@ -174,7 +215,11 @@ func (g *generator) appendBody(dst []byte, k kind, p promptSpec, paraphrase bool
 		dst = append(dst, `{"model":`...)
 		dst = append(dst, g.model...)
 		dst = append(dst, `,"messages":[`...)
-		if p.prefix {
+		if p.tenant >= 0 {
+			dst = append(dst, `{"role":"system","content":"`...)
+			dst = append(dst, g.tenants[p.tenant]...)
+			dst = append(dst, `"},`...)
+		} else if p.prefix {
 			dst = append(dst, `{"role":"system","content":"`...)
 			dst = append(dst, g.prefix...)
 			dst = append(dst, `"},`...)
@@ -185,6 +230,13 @@ func (g *generator) appendBody(dst []byte, k kind, p promptSpec, paraphrase bool
 	}
 	dst = append(dst, `,"max_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(p.maxTokens), 10)
+	if p.tenant >= 0 {
+		dst = append(dst, `,"user":"tenant`...)
+		dst = strconv.AppendInt(dst, int64(p.tenant), 10)
+		dst = append(dst, `-user`...)
+		dst = strconv.AppendInt(dst, int64(p.user), 10)
+		dst = append(dst, '"')
+	}
 	if g.ignoreEO {
 		dst = append(dst, `,"ignore_eos":true`...)
 	}

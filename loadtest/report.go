@@ -81,6 +81,12 @@ type Summary struct {
 type Tokens struct {
 	Prompt     int64 `json:"prompt"`
 	Completion int64 `json:"completion"`
+	// Cached is the prompt tokens the server reported as served from its
+	// prefix cache (usage.prompt_tokens_details.cached_tokens).
+	Cached int64 `json:"cached,omitempty"`
+	// CachedShare is Cached over Prompt: the prefix cache's token hit rate
+	// as the servers saw it (0 without usage details).
+	CachedShare float64 `json:"cached_share,omitempty"`
 	// MissingUsage counts successful requests whose answer had no usage.
 	MissingUsage int64 `json:"missing_usage,omitempty"`
 	// OutputPerSecond is completion tokens of requests completed within the
@@ -136,6 +142,7 @@ func buildStats(parts []*kindStats, window time.Duration) (st Stats, okInWindow 
 		}
 		st.Tokens.Prompt += p.usage.PromptTokens
 		st.Tokens.Completion += p.usage.CompletionTokens
+		st.Tokens.Cached += p.usage.CachedTokens
 		st.Tokens.MissingUsage += p.missingUsage
 		okInWindow += p.okInWindow
 		inWin.PromptTokens += p.usageInWindow.PromptTokens
@@ -146,6 +153,9 @@ func buildStats(parts []*kindStats, window time.Duration) (st Stats, okInWindow 
 		p.mu.Unlock()
 	}
 	st.Failures = st.Requests - st.Successes
+	if st.Tokens.Prompt > 0 {
+		st.Tokens.CachedShare = float64(st.Tokens.Cached) / float64(st.Tokens.Prompt)
+	}
 	st.Latency = summarize(m.lat)
 	if m.ttft.TotalCount() > 0 {
 		s := summarize(m.ttft)
@@ -179,6 +189,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p("throughput\t%.1f ok/s\n", r.Throughput)
 	p("tokens\t%d prompt, %d completion; %.1f output tok/s, %.1f total tok/s\n",
 		r.Tokens.Prompt, r.Tokens.Completion, r.Tokens.OutputPerSecond, r.Tokens.TotalPerSecond)
+	if r.Tokens.Cached > 0 {
+		p("cached prompt\t%d tokens (%.1f%% of prompt tokens, from the servers' usage)\n", r.Tokens.Cached, r.Tokens.CachedShare*100)
+	}
 	if r.Tokens.MissingUsage > 0 {
 		p("missing usage\t%d ok responses had no usage\n", r.Tokens.MissingUsage)
 	}

@@ -96,6 +96,9 @@ func TestPercentilesWithFixedDelay(t *testing.T) {
 			if rep.Tokens.Prompt != 10*tc.want || rep.Tokens.Completion != 4*tc.want {
 				t.Errorf("tokens = %+v, want prompt %d completion %d", rep.Tokens, 10*tc.want, 4*tc.want)
 			}
+			if rep.Tokens.Cached != 4*tc.want || rep.Tokens.CachedShare != 0.4 {
+				t.Errorf("cached tokens = %d (share %g), want %d (0.4)", rep.Tokens.Cached, rep.Tokens.CachedShare, 4*tc.want)
+			}
 		})
 	}
 }

@@ -84,7 +84,7 @@ func (s *testServer) handle(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.Response.Header.Set("X-Switchyard-Cache", "miss")
 	ctx.SetContentType("application/json")
-	usage := `,"usage":{"prompt_tokens":10,"completion_tokens":` + strconv.Itoa(s.chunks) + `,"total_tokens":` + strconv.Itoa(10+s.chunks) + `}`
+	usage := `,"usage":{"prompt_tokens":10,"completion_tokens":` + strconv.Itoa(s.chunks) + `,"total_tokens":` + strconv.Itoa(10+s.chunks) + `,"prompt_tokens_details":{"cached_tokens":4}}`
 	if s.noUsage {
 		usage = ""
 	}

@@ -177,13 +177,15 @@ func TestScanUsage(t *testing.T) {
 		want Usage
 		ok   bool
 	}{
-		{`{"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}}`, Usage{12, 34}, true},
-		{`{"usage" : { "prompt_tokens" : 7 , "total_tokens":7}}`, Usage{7, 0}, true},
+		{`{"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}}`, Usage{12, 34, 0}, true},
+		{`{"usage" : { "prompt_tokens" : 7 , "total_tokens":7}}`, Usage{7, 0, 0}, true},
 		{`{"choices":[],"usage":null}`, Usage{}, false},
-		{`{"usage":{"prompt_tokens":1,"completion_tokens":2},"x":{"usage":null}}`, Usage{1, 2}, true},
-		{`{"content":"\"usage\":{\"prompt_tokens\":5}","usage":{"prompt_tokens":3,"completion_tokens":4}}`, Usage{3, 4}, true},
-		{`{"usage":{"prompt_tokens_details":{"cached_tokens":9},"prompt_tokens":5,"completion_tokens":6}}`, Usage{5, 6}, true},
-		{`{"usage":{"completion_tokens":6}, "later": {"prompt_tokens": 99}}`, Usage{0, 6}, true},
+		{`{"usage":{"prompt_tokens":1,"completion_tokens":2},"x":{"usage":null}}`, Usage{1, 2, 0}, true},
+		{`{"content":"\"usage\":{\"prompt_tokens\":5}","usage":{"prompt_tokens":3,"completion_tokens":4}}`, Usage{3, 4, 0}, true},
+		{`{"usage":{"prompt_tokens_details":{"cached_tokens":9},"prompt_tokens":5,"completion_tokens":6}}`, Usage{5, 6, 9}, true},
+		{`{"usage":{"prompt_tokens":20,"completion_tokens":6,"total_tokens":26,"prompt_tokens_details":{"cached_tokens":16}}}`, Usage{20, 6, 16}, true},
+		{`{"usage":{"prompt_tokens":20,"completion_tokens":6,"prompt_tokens_details":null}}`, Usage{20, 6, 0}, true},
+		{`{"usage":{"completion_tokens":6}, "later": {"prompt_tokens": 99}}`, Usage{0, 6, 0}, true},
 		{`{"usage":{}}`, Usage{}, false},
 		{`{"usage":`, Usage{}, false},
 		{``, Usage{}, false},

@@ -119,6 +119,7 @@ func (s *kindStats) record(o *outcome, windowEnd time.Time) {
 	if o.hasUsage {
 		s.usage.PromptTokens += o.usage.PromptTokens
 		s.usage.CompletionTokens += o.usage.CompletionTokens
+		s.usage.CachedTokens += o.usage.CachedTokens
 		if inWindow {
 			s.usageInWindow.PromptTokens += o.usage.PromptTokens
 			s.usageInWindow.CompletionTokens += o.usage.CompletionTokens

@@ -6,6 +6,10 @@ import "bytes"
 type Usage struct {
 	PromptTokens     int64
 	CompletionTokens int64
+	// CachedTokens is prompt_tokens_details.cached_tokens: the prompt
+	// tokens the server found in its prefix cache (vLLM, the simulator,
+	// OpenAI). 0 when absent.
+	CachedTokens int64
 }
 
 // scanUsage finds the last non-null "usage" object in an OpenAI response or
@@ -32,6 +36,9 @@ func scanUsage(b []byte) (u Usage, ok bool) {
 		c, cok := intField(obj, "completion_tokens")
 		if pok || cok {
 			u, ok = Usage{PromptTokens: p, CompletionTokens: c}, true
+			if d, dok := findKey(obj, "prompt_tokens_details"); dok && len(d) > 0 && d[0] == '{' {
+				u.CachedTokens, _ = intField(d[:objectEnd(d)], "cached_tokens")
+			}
 		}
 		b = v[len(obj):]
 	}
