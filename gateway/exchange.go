@@ -119,6 +119,7 @@ type Exchange struct {
 	upDur      time.Duration // time spent waiting on upstreams
 	target     *router.Target
 	rreq       router.Request
+	prefix     [router.MaxPrefixBlocks]uint64 // rreq.Prefix's storage
 	meta       jsonscan.MetadataView
 	tmp        []byte
 	writeFn    func(w *bufio.Writer)

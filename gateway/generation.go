@@ -15,6 +15,7 @@ import (
 
 	"switchyard/backends"
 	"switchyard/gateway/config"
+	"switchyard/internal/httpname"
 	"switchyard/internal/jsonscan"
 	"switchyard/internal/respool"
 	"switchyard/router"
@@ -42,6 +43,7 @@ type Generation struct {
 	models       []byte      // GET /v1/models body
 	poolName     []string
 	poolKey      [][]byte // poolName as bytes, for matching without converting
+	prefixHints  bool     // a pool scores prefix affinity: requests carry their prefix hashes
 
 	shared stageShared // the stages' context, resource lease and metric set
 
@@ -118,7 +120,11 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	}
 	for _, m := range cfg.Models {
 		ps := router.PoolSpec{Name: m.Name, Strategy: m.Strategy, Fallbacks: m.Fallbacks,
-			Retry: router.RetrySpec{Attempts: m.Retry.Attempts, Budget: m.Retry.Budget, MinPerSecond: m.Retry.MinPerSecond}}
+			Retry: router.RetrySpec{Attempts: m.Retry.Attempts, Budget: m.Retry.Budget, MinPerSecond: m.Retry.MinPerSecond},
+			Balance: balanceSpec(&m.Routing)}
+		if m.Strategy == config.StrategyInferenceAware && m.Routing.Weights.Prefix > 0 {
+			g.prefixHints = true
+		}
 		for _, t := range m.Targets {
 			ps.Targets = append(ps.Targets, router.TargetSpec{Upstream: t.Backend, Model: t.Model, Weight: t.Weight})
 		}
@@ -334,4 +340,21 @@ func anyGlob(gs []router.Glob, name []byte) bool {
 func HashKey(key string) string {
 	s := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(s[:])
+}
+
+// balanceSpec is the router's form of a pool's routing block.
+func balanceSpec(r *config.Routing) router.BalanceSpec {
+	w := r.Weights
+	b := router.BalanceSpec{
+		Weights:        router.Weights{Queue: w.Queue, KV: w.KV, Prefix: w.Prefix, Tokens: w.Tokens, TTFT: w.TTFT, Session: w.Session},
+		SaturatedQueue: r.Saturation.Queue,
+		SaturatedKV:    r.Saturation.KV,
+		PrefixBlocks:   r.PrefixIndex.Blocks,
+		Replicas:       r.Replicas,
+		Session:        router.SessionSpec{By: r.Session.By},
+	}
+	if r.Session.By == config.SessionByHeader {
+		b.Session.Header = httpname.Canonical(r.Session.Header)
+	}
+	return b
 }

@@ -47,6 +47,9 @@ func (p *proxy) Handle(x *Exchange) error {
 	// chunk.
 	x.hideUsage = x.Fields.Stream && !x.Fields.IncludeUsage && x.Op.Operation().StreamUsage
 	x.usageBodySet = false
+	if p.gen.prefixHints {
+		x.rreq.Prefix = router.AppendPrefixHashes(x.prefix[:0], promptOf(x))
+	}
 	var last *Error
 	pool := x.Pool
 	fallbackDepth := 0
@@ -70,10 +73,13 @@ func (p *proxy) Handle(x *Exchange) error {
 				break
 			}
 			// Pick holds a concurrency slot on t's upstream for this
-			// attempt; a stream's source keeps it until it is closed.
+			// attempt, and the attempt counts its prompt tokens there; a
+			// stream's source keeps both until it is closed.
+			t.Upstream.AddTokens(x.rreq.Tokens)
 			err := p.attempt(x, t)
 			if err != nil || !x.Streaming {
 				t.Upstream.Release()
+				t.Upstream.AddTokens(-x.rreq.Tokens)
 			}
 			if err == nil {
 				t.Upstream.ReportSuccess()
@@ -193,7 +199,8 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	} else {
 		err = c.Do(&x.call, req, resp)
 	}
-	x.upDur += time.Since(start)
+	took := time.Since(start)
+	x.upDur += took
 	x.upStart = start
 	if err != nil {
 		return p.transportError(x, c, err)
@@ -223,7 +230,7 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 				Message: "backend " + c.Name() + " sent a stream in an unsupported content-encoding", Err: derr}, retry: true, unhealthy: true}
 		}
 		if sc == fasthttp.StatusOK {
-			x.up.open(stream, src, t.Upstream)
+			x.up.open(stream, src, t.Upstream, x.rreq.Tokens)
 			x.source, x.Streaming = &x.up, true
 			return nil
 		}
@@ -248,6 +255,9 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 		body = b
 	}
 	x.RespBody = append(x.RespBody[:0], body...)
+	if sc == fasthttp.StatusOK {
+		t.Upstream.ObserveTTFT(took) // a whole answer: its first byte came with the rest
+	}
 	if pt, ct, ok := sse.ScanUsage(x.RespBody); ok {
 		x.Usage = Usage{pt, ct, sse.ScanCachedTokens(x.RespBody)}
 	} else if x.Op == OpResponses || x.Op == OpResponseGet {
@@ -443,4 +453,17 @@ func (p *proxy) copyHeaders(x *Exchange, req *fasthttp.Request) {
 
 func readAllLimited(r io.Reader, limit int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r, limit))
+}
+
+// promptOf returns the part of x's body that prefix affinity hashes: the
+// raw JSON of its messages (chat), prompt (completions) or input
+// (responses, embeddings), whose leading bytes are the same for requests
+// that share a system prompt or a conversation's start; nil when none.
+func promptOf(x *Exchange) []byte {
+	for _, k := range [...]string{"messages", "prompt", "input"} {
+		if v, ok := jsonscan.Lookup(x.Body, k); ok {
+			return v
+		}
+	}
+	return nil
 }

@@ -45,14 +45,16 @@ type upstreamSource struct {
 	events *sse.Reader // kept across pooling: its buffer is reused
 	stream *backends.Stream
 	slot   *router.Upstream
+	tokens int  // the prompt tokens counted on slot (Upstream.AddTokens)
+	first  bool // an event has been read (its time is the TTFT)
 	// usageEvent: the last event carried the call's usage (now in x.Usage).
 	usageEvent bool
 }
 
 var _ EventSource = (*upstreamSource)(nil)
 
-func (u *upstreamSource) open(stream *backends.Stream, r io.Reader, slot *router.Upstream) {
-	u.stream, u.slot = stream, slot
+func (u *upstreamSource) open(stream *backends.Stream, r io.Reader, slot *router.Upstream, tokens int) {
+	u.stream, u.slot, u.tokens, u.first = stream, slot, tokens, false
 	if u.events == nil {
 		u.events = sse.NewReader(r, maxStreamEvent)
 	} else {
@@ -67,6 +69,12 @@ func (u *upstreamSource) Next() (data, raw []byte, err error) {
 	data, raw, err = u.events.Next()
 	if err != nil {
 		return data, raw, err
+	}
+	if !u.first {
+		u.first = true
+		if u.slot != nil {
+			u.slot.ObserveTTFT(time.Since(u.x.upStart))
+		}
 	}
 	u.stream.Extend(time.Now())
 	u.usageEvent = false
@@ -91,6 +99,7 @@ func (u *upstreamSource) Close() error {
 	}
 	if u.slot != nil {
 		u.slot.Release()
+		u.slot.AddTokens(-u.tokens)
 		u.slot = nil
 	}
 	u.events.Reset(nil)

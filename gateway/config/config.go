@@ -236,6 +236,8 @@ const (
 	StrategyRoundRobin       = "round_robin"
 	StrategyWeighted         = "weighted"
 	StrategyLeastOutstanding = "least_outstanding"
+	StrategyInferenceAware   = "inference_aware"
+	StrategyConsistentHash   = "consistent_hash"
 )
 
 // Model is a model pool: a public model name served by one or more backend
@@ -245,8 +247,14 @@ type Model struct {
 	// to. Required and unique.
 	Name string `yaml:"name"`
 	// Strategy picks a target per request: round_robin (default), weighted
-	// (by target weight) or least_outstanding (fewest requests in flight).
+	// (by target weight), least_outstanding (fewest requests in flight),
+	// inference_aware (scored on the backends' queues, KV-cache use and
+	// prefix affinity; see routing) or consistent_hash (by session key, see
+	// routing.session). docs/routing.md says when to use which.
 	Strategy string `yaml:"strategy"`
+	// Routing tunes the inference_aware and consistent_hash strategies;
+	// other strategies ignore it.
+	Routing Routing `yaml:"routing,omitempty"`
 	// Targets are the backends serving this pool. At least one.
 	Targets []Target `yaml:"targets"`
 	// Fallbacks are pools tried in order when every target of this pool
@@ -274,6 +282,85 @@ type Target struct {
 	// weighted, 0 means the target gets no traffic (a pool needs one target
 	// of positive weight); other strategies ignore weights.
 	Weight int `yaml:"weight"`
+}
+
+// Routing tunes the inference_aware and consistent_hash strategies.
+type Routing struct {
+	// Weights of inference_aware's scorers. Each scorer scores a target
+	// from 0 to 1 and the largest weighted sum wins (ties at random); 0
+	// turns a scorer off. docs/routing.md gives each formula.
+	Weights RoutingWeights `yaml:"weights,omitempty"`
+	// Saturation says when a backend is saturated: inference_aware then
+	// skips it unless every target is, and a pool whose every target is
+	// saturated sheds sheddable requests at admission.
+	Saturation Saturation `yaml:"saturation,omitempty"`
+	// PrefixIndex sizes each backend's index of the prompt prefixes sent to
+	// it.
+	PrefixIndex PrefixIndex `yaml:"prefix_index,omitempty"`
+	// Session says where a request's session key comes from: for the
+	// session scorer, and required by consistent_hash.
+	Session Session `yaml:"session,omitempty"`
+	// Replicas is consistent_hash's points on the hash ring per target
+	// (times the target's weight). Default 100.
+	Replicas int `yaml:"replicas,omitempty"`
+}
+
+// RoutingWeights are inference_aware's scorer weights.
+type RoutingWeights struct {
+	// Queue favours backends with fewer requests waiting (scraped, plus
+	// the requests sent since the scrape; without metrics, the gateway's
+	// requests in flight). Default 2.
+	Queue float64 `yaml:"queue"`
+	// KV favours backends with less KV cache in use (scraped). Default 2.
+	KV float64 `yaml:"kv"`
+	// Prefix favours the backend that was sent the longest part of the
+	// prompt's prefix before, so probably has it cached. Default 3.
+	Prefix float64 `yaml:"prefix"`
+	// Tokens favours backends with fewer estimated prompt tokens in flight
+	// from this gateway. Default 0.
+	Tokens float64 `yaml:"tokens"`
+	// TTFT favours backends with a lower moving average of the time to
+	// first byte. Default 0.
+	TTFT float64 `yaml:"ttft"`
+	// Session adds its weight to the one target the request's session key
+	// hashes to (rendezvous hashing), so a high weight makes sessions
+	// sticky while that target is usable. Default 0; needs session.by.
+	Session float64 `yaml:"session"`
+}
+
+// Saturation bounds; a backend at or over either one, by its fresh
+// metrics, is saturated, and so is one whose metrics are stale.
+type Saturation struct {
+	// Queue is the number of waiting requests. Default 128; 0 = no bound.
+	Queue float64 `yaml:"queue"`
+	// KV is the fraction of KV cache in use, from 0 to 1. Default 0.95;
+	// 0 = no bound.
+	KV float64 `yaml:"kv"`
+}
+
+// PrefixIndex sizes the per-backend prefix index.
+type PrefixIndex struct {
+	// Blocks is the index's capacity in blocks of 256 prompt bytes (about
+	// 64 tokens). Default 0: from the backend's scraped cache_config_info
+	// (num_gpu_blocks * block_size tokens), else 16384 (about a million
+	// tokens).
+	Blocks int `yaml:"blocks"`
+}
+
+// Session key sources.
+const (
+	SessionByUser   = "user"
+	SessionByHeader = "header"
+	SessionByKey    = "key"
+)
+
+// Session says where a request's session key comes from.
+type Session struct {
+	// By is user (the request's OpenAI "user" field), header (the header
+	// named by header) or key (the caller's API key id). Default none.
+	By string `yaml:"by"`
+	// Header names the header for by: header, e.g. x-session-id.
+	Header string `yaml:"header,omitempty"`
 }
 
 // Retry sets retries within a pool. Requests are retried only before the

@@ -31,6 +31,14 @@ const (
 	DefaultRetryBudget       = 0.2
 	DefaultRetryMinPerSecond = 5
 	DefaultRouteName         = "default"
+
+	// inference_aware and consistent_hash (Routing).
+	DefaultWeightQueue    = 2.0
+	DefaultWeightKV       = 2.0
+	DefaultWeightPrefix   = 3.0
+	DefaultSaturatedQueue = 128.0
+	DefaultSaturatedKV    = 0.95
+	DefaultReplicas       = 100
 )
 
 // given says whether the key at path was set: present in the parsed file,
@@ -66,6 +74,12 @@ func (c *Config) defString(path string, v *string, def string) {
 }
 
 func (c *Config) defInt(path string, v *int, def int) {
+	if !c.given(path, *v == 0) {
+		*v = def
+	}
+}
+
+func (c *Config) defFloat(path string, v *float64, def float64) {
 	if !c.given(path, *v == 0) {
 		*v = def
 	}
@@ -132,6 +146,19 @@ func (c *Config) SetDefaults() {
 		m := &c.Models[i]
 		p := indexPath("models", i)
 		c.defString(p+".strategy", &m.Strategy, StrategyRoundRobin)
+		// The routing block's defaults apply to the strategies that read
+		// it; the others keep it empty (and out of the effective config).
+		rt := &m.Routing
+		switch m.Strategy {
+		case StrategyInferenceAware:
+			c.defFloat(p+".routing.weights.queue", &rt.Weights.Queue, DefaultWeightQueue)
+			c.defFloat(p+".routing.weights.kv", &rt.Weights.KV, DefaultWeightKV)
+			c.defFloat(p+".routing.weights.prefix", &rt.Weights.Prefix, DefaultWeightPrefix)
+			c.defFloat(p+".routing.saturation.queue", &rt.Saturation.Queue, DefaultSaturatedQueue)
+			c.defFloat(p+".routing.saturation.kv", &rt.Saturation.KV, DefaultSaturatedKV)
+		case StrategyConsistentHash:
+			c.defInt(p+".routing.replicas", &rt.Replicas, DefaultReplicas)
+		}
 		for j := range m.Targets {
 			t := &m.Targets[j]
 			tp := indexPath(p+".targets", j)

@@ -304,6 +304,7 @@ func (v *validator) models(backends map[string]bool, poolsIncomplete bool) map[s
 		if stOK && st.Weighted && len(m.Targets) > 0 && total == 0 {
 			v.add(p+".targets", "strategy %s needs a target with a positive weight", st.Name)
 		}
+		v.routing(p+".routing", m.Strategy, &m.Routing)
 		r := &m.Retry
 		if r.Attempts < 1 {
 			v.add(p+".retry.attempts", "must be at least 1 (the first try), got %d", r.Attempts)
@@ -496,4 +497,51 @@ func ParseKeyHash(s string) (sum [32]byte, err error) {
 		return sum, fmt.Errorf("invalid SHA-256: want 64 hex digits (0-9, a-f), got other characters")
 	}
 	return sum, nil
+}
+
+// routing checks a pool's routing block.
+func (v *validator) routing(p, strategy string, r *Routing) {
+	w := &r.Weights
+	for _, f := range []struct {
+		key string
+		v   float64
+	}{{"queue", w.Queue}, {"kv", w.KV}, {"prefix", w.Prefix}, {"tokens", w.Tokens}, {"ttft", w.TTFT}, {"session", w.Session}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 || f.v > 1000 {
+			v.add(p+".weights."+f.key, "must be from 0 to 1000, got %v", f.v)
+		}
+	}
+	if q := r.Saturation.Queue; math.IsNaN(q) || q < 0 || math.IsInf(q, 0) {
+		v.add(p+".saturation.queue", "must not be negative, got %v", q)
+	}
+	if kv := r.Saturation.KV; math.IsNaN(kv) || kv < 0 || kv > 1 {
+		v.add(p+".saturation.kv", "must be from 0 to 1 (a fraction of the KV cache), got %v", kv)
+	}
+	if b := r.PrefixIndex.Blocks; b < 0 || b > 1<<26 {
+		v.add(p+".prefix_index.blocks", "must be from 0 to %d, got %d", 1<<26, b)
+	}
+	if r.Replicas < 0 || r.Replicas > 10000 {
+		v.add(p+".replicas", "must be from 1 to 10000, got %d", r.Replicas)
+	}
+	switch s := &r.Session; s.By {
+	case "":
+		if s.Header != "" {
+			v.add(p+".session.header", "only with session.by: header")
+		}
+		if strategy == StrategyConsistentHash {
+			v.add(p+".session.by", "required by strategy consistent_hash (user, header or key)")
+		}
+		if w.Session > 0 {
+			v.add(p+".weights.session", "needs session.by (user, header or key)")
+		}
+	case SessionByUser, SessionByKey:
+		if s.Header != "" {
+			v.add(p+".session.header", "only with session.by: header")
+		}
+	case SessionByHeader:
+		if !httpname.Valid(s.Header) {
+			v.add(p+".session.header", "want a header name, such as x-session-id; got %q", s.Header)
+		}
+	default:
+		v.add(p+".session.by", "unknown source %q (want user, header or key)", s.By)
+	}
 }
