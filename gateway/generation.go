@@ -120,7 +120,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	}
 	for _, m := range cfg.Models {
 		ps := router.PoolSpec{Name: m.Name, Strategy: m.Strategy, Fallbacks: m.Fallbacks,
-			Retry: router.RetrySpec{Attempts: m.Retry.Attempts, Budget: m.Retry.Budget, MinPerSecond: m.Retry.MinPerSecond},
+			Retry:   router.RetrySpec{Attempts: m.Retry.Attempts, Budget: m.Retry.Budget, MinPerSecond: m.Retry.MinPerSecond},
 			Balance: balanceSpec(&m.Routing)}
 		if m.Strategy == config.StrategyInferenceAware && m.Routing.Weights.Prefix > 0 {
 			g.prefixHints = true
