@@ -396,6 +396,14 @@ func (s *Server) admit(x *Exchange, gen *Generation) error {
 		}
 		ad.spendOn = true
 	}
+	// A pool whose every backend reports, in fresh metrics, a queue or KV
+	// cache over its saturation bounds (inference_aware) sheds sheddable
+	// requests at once, before they take tokens or a slot.
+	if p != nil && p.class == shed.Sheddable && x.Pool.Saturated(now.UnixNano()) {
+		s.metrics.shed(x.Pool, shed.Sheddable)
+		return &Error{Status: fasthttp.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1,
+			Message: "The model `" + x.Pool.Name + "` is saturated (every backend's queue or KV cache is over its bound) and this request's priority (sheddable) does not wait; please retry."}
+	}
 
 	checks := ad.checks[:0]
 	if p != nil && p.byPool != nil && pi < len(p.byPool) {
