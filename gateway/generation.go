@@ -92,9 +92,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 		log = slog.Default()
 	}
 
-	spec := router.Spec{OnReturn: func(u *router.Upstream) {
-		log.Info("backend back in rotation after its cool-down", "backend", u.Name)
-	}}
+	spec := router.Spec{OnTransition: onBreakerTransition(log, o.Metrics)}
 	// Backends' live state (requests in flight, failures, ejections, active
 	// health) is kept in the server's resource pool by backend name, so a
 	// reload neither resets max_concurrency nor puts ejected backends back;
@@ -110,7 +108,15 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 			MaxConcurrency:   b.MaxConcurrency,
 			FailureThreshold: b.Health.FailureThreshold,
 			Cooldown:         b.Health.Cooldown.D(),
+			// Outlier ejection and circuit breaking (docs/routing.md).
+			MaxCooldown:       b.Health.MaxCooldown.D(),
+			MaxEjectedPercent: b.Health.MaxEjectedPercent,
+			HalfOpenRequests:  b.Health.HalfOpenRequests,
+			LatencyFactor:     b.Health.LatencyFactor,
+			LatencyMin:        b.Health.LatencyMin.D(),
+			LatencyMinSamples: b.Health.LatencyMinSamples,
 		}
+		us.MetricsStale = metricsStale(b.Metrics)
 		if o.Resources != nil {
 			if us.State, err = respool.Get(g.shared.lease, "router.upstream-state:"+b.Name, func() (*router.UpstreamState, error) { return new(router.UpstreamState), nil }); err != nil {
 				return nil, fmt.Errorf("%s:%d: backends %q: its live state: %w", file, b.Line, b.Name, err)

@@ -100,6 +100,12 @@ var families = map[string]family{
 		"Requests in flight to a backend (streams count until their last event)."},
 	"switchyard_backend_healthy": {[]string{"backend"}, "gauge",
 		"Whether a backend is in rotation (1) or ejected or failing its active checks (0)."},
+	"switchyard_backend_circuit_state": {[]string{"backend"}, "gauge",
+		"State of a backend's circuit breaker: 0 closed, 1 open (ejected), 2 half-open (probe requests only)."},
+	"switchyard_backend_ejections_total": {[]string{"backend", "reason"}, "counter",
+		"Backend ejections (circuit opened), by backend and reason: failures (consecutive failures), latency (time-to-first-byte outlier), probe (a half-open probe failed)."},
+	"switchyard_backend_ejections_refused_total": {[]string{"backend", "reason", "rule"}, "counter",
+		"Ejections refused, by backend, reason and rule: last_healthy (the pool's last healthy backend) or max_ejected_percent."},
 	"switchyard_ratelimit_refused_total": {[]string{"scope", "type"}, "counter",
 		"Requests refused by a rate limit, by the limit's scope (key, tenant, pool, key_model, tenant_model, stage) and type (requests, tokens, concurrency, too_large, unavailable)."},
 	"switchyard_ratelimit_store_up": {nil, "gauge",
@@ -648,7 +654,7 @@ func (m *Metrics) reloaded(ok bool, g *Generation) {
 	}
 }
 
-// watchGeneration registers the per-backend gauges (in flight, healthy) of
+// watchGeneration registers the per-backend gauges (in flight, healthy, circuit state) of
 // the current generation's backends; they read whichever generation is
 // current when scraped.
 func (m *Metrics) watchGeneration(s *Server) {
@@ -683,6 +689,12 @@ func (m *Metrics) watchGeneration(s *Server) {
 			}
 			return 0
 		})
+		m.set.GetOrCreateGauge("switchyard_backend_circuit_state{backend="+q+"}", func() float64 {
+			if u := lookup(); u != nil {
+				return float64(u.State(time.Now()).Breaker)
+			}
+			return 0
+		})
 	}
 }
 
@@ -694,6 +706,12 @@ func (m *Metrics) write(ctx *fasthttp.RequestCtx) {
 		f()
 	}
 	m.reloadMu.Unlock()
+		m.set.GetOrCreateGauge("switchyard_backend_circuit_state{backend="+q+"}", func() float64 {
+			if u := lookup(); u != nil {
+				return float64(u.State(time.Now()).Breaker)
+			}
+			return 0
+		})
 	var buf bytes.Buffer
 	m.set.WritePrometheus(&buf)
 	metrics.WriteProcessMetrics(&buf)

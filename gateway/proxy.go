@@ -81,16 +81,21 @@ func (p *proxy) Handle(x *Exchange) error {
 				t.Upstream.Release()
 				t.Upstream.AddTokens(-x.rreq.Tokens)
 			}
+			// Every attempt's outcome reaches the upstream's breaker: a
+			// success or a failure, or no verdict (the client left, the
+			// route's timeout, a 429, no free connection), which only frees
+			// the slot, a half-open probe's included, through Release.
+			// Transitions are logged and counted by the generation's
+			// OnTransition.
 			if err == nil {
-				t.Upstream.ReportSuccess()
+				t.Upstream.ReportSuccess(time.Now())
 				return nil
 			}
 			if !err.retry {
-				t.Upstream.ReportSuccess() // the upstream answered; the fault is the request's
 				return err.e
 			}
 			if err.unhealthy {
-				p.reportFailure(t.Upstream, err.e)
+				t.Upstream.ReportFailure(time.Now())
 			}
 			last = err.e
 			avoid = t
@@ -130,20 +135,6 @@ func (p *proxy) pinned(x *Exchange) error {
 		return err.e
 	}
 	return nil
-}
-
-// reportFailure counts a failed attempt against u's health and logs an
-// ejection, or an ejection refused because u is a pool's last healthy
-// backend.
-func (p *proxy) reportFailure(u *router.Upstream, e *Error) {
-	switch u.ReportFailure(time.Now()) {
-	case router.Ejected:
-		p.log.Warn("backend ejected after consecutive failures", "backend", u.Name,
-			"failure_threshold", u.FailureThreshold, "cooldown", u.Cooldown, "error", e.Error())
-	case router.EjectionRefused:
-		p.log.Warn("backend reached its failure threshold but stays in rotation: it is the last healthy backend of a pool",
-			"backend", u.Name, "failure_threshold", u.FailureThreshold, "error", e.Error())
-	}
 }
 
 // nextFallback walks the requested pool's ordered fallbacks.

@@ -196,7 +196,7 @@ func TestDocumentedZeros(t *testing.T) {
 func TestZeroRejected(t *testing.T) {
 	tests := []struct{ name, backend, pool, want string }{
 		{"cooldown 0 with passive checking on", `, health: {cooldown: 0}`, "",
-			"backends[0].health.cooldown: must be positive while failure_threshold is above 0"},
+			"backends[0].health.cooldown: must be positive while failure_threshold or latency_factor is above 0"},
 		{"weighted with every weight 0", "", `, strategy: weighted, targets: [{backend: a, weight: 0}, {backend: b, weight: 0}]`,
 			"strategy weighted needs a target with a positive weight"},
 	}

@@ -35,6 +35,7 @@ type loadState struct {
 
 	tokens atomic.Int64  // estimated prompt tokens of the requests in flight
 	ttft   atomic.Uint64 // float64 bits of the EWMA of the time to first byte, in ns; 0 = none yet
+	ttftN  atomic.Int64  // samples in ttft since it was last reset
 
 	prefix atomic.Pointer[prefixIndex] // block hashes sent here (prefix.go); nil until a prefix-aware pool picks it
 }
@@ -99,7 +100,19 @@ func (u *Upstream) ObserveTTFT(d time.Duration) {
 	if v <= 0 {
 		v = 1 // 0 means "no sample yet"
 	}
-	s.ttft.CompareAndSwap(old, math.Float64bits(v))
+	if s.ttft.CompareAndSwap(old, math.Float64bits(v)) {
+		s.ttftN.Add(1)
+	}
+}
+
+// ttftSamples is the number of samples in the TTFT average.
+func (u *Upstream) ttftSamples() int64 { return u.st.load.ttftN.Load() }
+
+// resetTTFT forgets the TTFT average (a latency ejection: the upstream's
+// return is judged on new samples).
+func (u *Upstream) resetTTFT() {
+	u.st.load.ttft.Store(0)
+	u.st.load.ttftN.Store(0)
 }
 
 // TTFT returns the moving average of the time to first byte; 0 before the

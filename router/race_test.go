@@ -35,7 +35,7 @@ func TestConcurrentPick(t *testing.T) {
 				if i%7 == 0 {
 					tg.Upstream.ReportFailure(time.Now().Add(-time.Hour))
 				} else {
-					tg.Upstream.ReportSuccess()
+					tg.Upstream.ReportSuccess(time.Now())
 				}
 				tg.Upstream.Release()
 			}

@@ -16,7 +16,7 @@
 //		for try := 0; try < p.Attempts; try++ {
 //			if try > 0 && !p.Retry.AllowRetry(now) { break }
 //			t := p.Pick(&req, last)      // nil: nothing usable, next pool
-//			... send; t.Upstream.Release(); ReportSuccess or ReportFailure ...
+//			... send; t.Upstream.Release(); ReportSuccess or ReportFailure (or neither: no verdict) ...
 //			last = t
 //		}
 //	}                                    // all failed: 502/503
@@ -41,11 +41,13 @@ type Spec struct {
 	Pools     []PoolSpec
 	Routes    []RouteSpec // in match order: the first match wins
 
-	// OnReturn, when set, is called once each time an ejected upstream goes
-	// back into rotation: by the first pick that finds its cool-down over.
-	// It runs on a request's path, so it should be quick. (Ejections are
-	// reported by the result of Upstream.ReportFailure.)
-	OnReturn func(u *Upstream)
+	// OnTransition, when set, is called on every change of an upstream's
+	// circuit breaker and on every refused ejection (see breaker.go): by
+	// the report that ejects, re-opens or closes it, and by the first pick
+	// that finds its cool-down over. It runs on a request's path with the
+	// ejection lock held, so transitions reach it in order: it must be
+	// quick and must not report outcomes itself.
+	OnTransition func(u *Upstream, t Transition)
 
 	// Strategies are the balancing strategies pools may name; nil = the
 	// built-in ones (NewStrategies).
@@ -62,7 +64,26 @@ type UpstreamSpec struct {
 	Name             string
 	MaxConcurrency   int           // requests in flight at most; 0 = unlimited
 	FailureThreshold int           // consecutive failures that eject it; 0 = never ejected passively
-	Cooldown         time.Duration // how long an ejection lasts; must be > 0 when FailureThreshold > 0
+	Cooldown         time.Duration // how long a first ejection lasts; must be > 0 when FailureThreshold > 0 or LatencyFactor > 0
+	// MaxCooldown caps the back-off of repeated ejections (breaker.go);
+	// <= Cooldown = every ejection lasts Cooldown.
+	MaxCooldown time.Duration
+	// MaxEjectedPercent refuses an ejection that would leave more than
+	// this share of one of the upstream's pools out; 1..100, 0 = 100 (only
+	// the rule that a pool keeps a healthy target).
+	MaxEjectedPercent int
+	// HalfOpenRequests is how many probe requests at a time a half-open
+	// upstream takes; 0 = no half-open state (back in full rotation when
+	// the cool-down ends).
+	HalfOpenRequests int
+	// LatencyFactor ejects the upstream when its TTFT average is more than
+	// this many times the median of its pools' other targets'; 0 = off,
+	// else > 1. LatencyMin is the least average that may count as an
+	// outlier, LatencyMinSamples the samples needed (>= 1 when
+	// LatencyFactor > 0), of the upstream and of each target compared.
+	LatencyFactor     float64
+	LatencyMin        time.Duration
+	LatencyMinSamples int
 	// MetricsStale is how old a scrape of the backend's metrics may be and
 	// still count (see Upstream.SetLoad); 0 = its metrics are not scraped.
 	MetricsStale time.Duration
@@ -207,14 +228,34 @@ func New(s Spec) (*Router, error) {
 		if us.FailureThreshold < 0 {
 			fail("%s: failure threshold %d must be >= 0", at, us.FailureThreshold)
 		}
-		if us.Cooldown < 0 || us.Cooldown == 0 && us.FailureThreshold > 0 {
-			fail("%s: cooldown %v must be > 0 when the failure threshold is > 0", at, us.Cooldown)
+		if us.Cooldown < 0 || us.Cooldown == 0 && (us.FailureThreshold > 0 || us.LatencyFactor > 0) {
+			fail("%s: cooldown %v must be > 0 when the failure threshold or the latency factor is > 0", at, us.Cooldown)
+		}
+		if us.MaxCooldown < 0 {
+			fail("%s: max cooldown %v must be >= 0", at, us.MaxCooldown)
+		}
+		if us.MaxEjectedPercent < 0 || us.MaxEjectedPercent > 100 {
+			fail("%s: max ejected percent %d must be from 0 to 100", at, us.MaxEjectedPercent)
+		}
+		if us.HalfOpenRequests < 0 {
+			fail("%s: half-open requests %d must be >= 0", at, us.HalfOpenRequests)
+		}
+		if us.LatencyFactor != 0 && !(us.LatencyFactor > 1) {
+			fail("%s: latency factor %v must be 0 (off) or > 1", at, us.LatencyFactor)
+		}
+		if us.LatencyMin < 0 {
+			fail("%s: latency min %v must be >= 0", at, us.LatencyMin)
+		}
+		if us.LatencyMinSamples < 0 || us.LatencyFactor > 0 && us.LatencyMinSamples < 1 {
+			fail("%s: latency min samples %d must be >= 1 when the latency factor is > 0", at, us.LatencyMinSamples)
 		}
 		u := &Upstream{
 			Name: us.Name, Index: len(r.upstreams),
 			MaxConcurrency: int64(us.MaxConcurrency), FailureThreshold: int64(us.FailureThreshold), Cooldown: us.Cooldown,
 			MetricsStale: us.MetricsStale,
-			st:           us.State, ejectMu: r.ejectMu, onReturn: s.OnReturn,
+			MaxCooldown:  us.MaxCooldown, MaxEjectedPercent: us.MaxEjectedPercent, HalfOpenRequests: int64(us.HalfOpenRequests),
+			LatencyFactor: us.LatencyFactor, LatencyMin: us.LatencyMin, LatencyMinSamples: us.LatencyMinSamples,
+			st: us.State, ejectMu: r.ejectMu, onTransition: s.OnTransition,
 		}
 		if u.st == nil {
 			u.st = new(UpstreamState)

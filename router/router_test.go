@@ -384,7 +384,7 @@ func TestPickAvoidAndHealth(t *testing.T) {
 			if !a.Healthy(now) {
 				t.Fatal("ejected after one failure; threshold is 2")
 			}
-			a.ReportSuccess()
+			a.ReportSuccess(now)
 			a.ReportFailure(now) // the success reset the count
 			if !a.Healthy(now) {
 				t.Fatal("ejected after non-consecutive failures")
@@ -447,7 +447,7 @@ func TestPickWallClock(t *testing.T) {
 	if got := p.Pick(nil, nil); got != nil {
 		t.Fatal("Pick returned an ejected upstream")
 	}
-	r.Upstream("a").ReportFailure(time.Now().Add(-2 * time.Hour))
+	r.Upstream("a").st.brk.gate.Store(time.Now().Add(-time.Second).UnixNano()) // the cool-down has just ended
 	if got := p.Pick(nil, nil); got == nil || got.Upstream.Name != "a" {
 		t.Fatal("Pick did not return an upstream whose ejection ended")
 	}
@@ -645,9 +645,9 @@ func TestEjectionRule(t *testing.T) {
 		{"only target of its pool", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}}}}, nil, EjectionRefused},
 		{"another healthy target", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}}}, nil, Ejected},
 		{"the other target ejected", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}}},
-			func(r *Router) { r.Upstream("b").st.ejectedUntil.Store(now.Add(time.Second).UnixNano()) }, EjectionRefused},
+			func(r *Router) { r.Upstream("b").st.brk.gate.Store(now.Add(time.Second).UnixNano()) }, EjectionRefused},
 		{"the other target's ejection over", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}}},
-			func(r *Router) { r.Upstream("b").st.ejectedUntil.Store(now.UnixNano()) }, Ejected},
+			func(r *Router) { r.Upstream("b").st.brk.gate.Store(now.UnixNano()) }, Ejected},
 		{"the other target down by active check", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}}},
 			func(r *Router) { r.Upstream("b").SetActiveHealth(false) }, EjectionRefused},
 		{"the same upstream twice, for two models", []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a", Model: "x"}, {Upstream: "a", Model: "y"}}}}, nil, EjectionRefused},
@@ -687,12 +687,18 @@ func TestEjectionRule(t *testing.T) {
 	}
 }
 
+// TestOnReturn: the first pick after the cool-down, and only it, reports
+// the upstream's return (to closed, without a half-open state).
 func TestOnReturn(t *testing.T) {
 	var returned []string
 	r, err := New(Spec{
 		Upstreams: []UpstreamSpec{{Name: "a", FailureThreshold: 1, Cooldown: time.Minute}, {Name: "b"}},
 		Pools:     []PoolSpec{{Name: "p", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}}}},
-		OnReturn:  func(u *Upstream) { returned = append(returned, u.Name) },
+		OnTransition: func(u *Upstream, tr Transition) {
+			if tr.From == Open && tr.To == Closed {
+				returned = append(returned, u.Name)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -201,22 +201,59 @@ type Timeouts struct {
 	Total Duration `yaml:"total"`
 }
 
-// Health sets health checking for a backend. Passive checking is always on:
-// after failure_threshold consecutive failures the backend is taken out for
-// cooldown.
+// Health sets health checking for a backend. Passive checking (outlier
+// ejection with a circuit breaker, docs/routing.md) is on by default: after
+// failure_threshold consecutive failures, or when its time to first byte
+// is a latency outlier, the backend is taken out for a cool-down that
+// doubles with repeated ejections, then half-open probe requests decide
+// whether it is back.
 type Health struct {
-	// FailureThreshold is the number of consecutive failures that take the
-	// backend out. Default 3; 0 disables passive health checking.
+	// FailureThreshold is the number of consecutive failures (5xx answers,
+	// transport errors, the backend's timeouts) that take the backend out.
+	// Default 3; 0 disables ejection on failures.
 	FailureThreshold int `yaml:"failure_threshold"`
-	// Cooldown is how long a failed backend stays out. Default "10s"; must
-	// be positive while FailureThreshold is above 0 (FailureThreshold 0, not
-	// a zero cooldown, turns passive ejection off). A backend is never
-	// ejected when that would leave a pool with no healthy target.
+	// Cooldown is how long a first ejection lasts. Default "10s"; must be
+	// positive while FailureThreshold or LatencyFactor is above 0
+	// (FailureThreshold 0, not a zero cooldown, turns passive ejection
+	// off). A backend is never ejected when that would leave a pool with
+	// no healthy target.
 	Cooldown Duration `yaml:"cooldown"`
 	// Active, when present, probes the backend periodically. Default none.
 	Active *ActiveHealth `yaml:"active,omitempty"`
 }
 
+	// MaxCooldown caps the exponential back-off: the k-th ejection in a
+	// row lasts min(cooldown * 2^k, max_cooldown). k grows by one with a
+	// failed half-open probe and with an ejection soon after the backend
+	// came back, and drops by one for each whole max_cooldown the backend
+	// then served without being ejected. Default "5m"; must be at least
+	// cooldown (equal: no back-off).
+	MaxCooldown Duration `yaml:"max_cooldown"`
+	// MaxEjectedPercent refuses an ejection of this backend that would
+	// leave more than this share of the targets of one of its pools out
+	// (ejected, or down by active checks); checked in every pool the
+	// backend serves, at the moment of the ejection. Default 50; 1 to 100
+	// (100: only the rule that a pool keeps one healthy target).
+	MaxEjectedPercent int `yaml:"max_ejected_percent"`
+	// HalfOpenRequests is how many probe requests at a time the backend
+	// takes when its cool-down is over (its circuit half-open): the first
+	// success closes the circuit, a failure opens it again for the next
+	// back-off step. Default 1; 0 puts the backend back in full rotation
+	// as soon as its cool-down ends.
+	HalfOpenRequests int `yaml:"half_open_requests"`
+	// LatencyFactor ejects the backend (reason latency) when its average
+	// time to first byte is more than this many times the median of the
+	// other targets' of its pools (in every pool it serves that has other
+	// targets with enough samples). Default 0 (off); else above 1, e.g. 3.
+	LatencyFactor float64 `yaml:"latency_factor"`
+	// LatencyMin is the least average time to first byte that can count as
+	// an outlier, so that small absolute times never do. Default "100ms".
+	LatencyMin Duration `yaml:"latency_min"`
+	// LatencyMinSamples is how many time-to-first-byte samples the backend,
+	// and each target it is compared with, needs before the latency rule
+	// judges it; after a latency ejection its samples start again.
+	// Default 5; at least 1.
+	LatencyMinSamples int `yaml:"latency_min_samples"`
 // ActiveHealth probes a backend periodically with GET requests.
 type ActiveHealth struct {
 	// Path is the probed path, starting with "/". Default "/health".

@@ -599,3 +599,50 @@ func TestParseKeyHash(t *testing.T) {
 		})
 	}
 }
+
+// TestHealthBreakerKeys checks the defaults and the validation of the
+// outlier ejection and circuit breaker keys of backends[].health.
+func TestHealthBreakerKeys(t *testing.T) {
+	tests := []struct {
+		name   string
+		health string // the health block, in flow style
+		want   Health // checked when err is ""
+		err    string // a substring of the error
+	}{
+		{name: "defaults", health: `{}`, want: Health{FailureThreshold: 3, Cooldown: DefaultCooldown, MaxCooldown: DefaultMaxCooldown,
+			MaxEjectedPercent: 50, HalfOpenRequests: 1, LatencyMin: DefaultLatencyMin, LatencyMinSamples: 5}},
+		{name: "a long cooldown raises the default cap", health: `{cooldown: 10m}`, want: Health{FailureThreshold: 3, Cooldown: Duration(10 * time.Minute),
+			MaxCooldown: Duration(10 * time.Minute), MaxEjectedPercent: 50, HalfOpenRequests: 1, LatencyMin: DefaultLatencyMin, LatencyMinSamples: 5}},
+		{name: "all given", health: `{failure_threshold: 0, cooldown: 1s, max_cooldown: 1s, max_ejected_percent: 100, half_open_requests: 0,
+			latency_factor: 3, latency_min: 0s, latency_min_samples: 1}`,
+			want: Health{Cooldown: Duration(time.Second), MaxCooldown: Duration(time.Second), MaxEjectedPercent: 100,
+				LatencyFactor: 3, LatencyMinSamples: 1}},
+		{name: "cap below cooldown", health: `{cooldown: 1m, max_cooldown: 59s}`, err: "health.max_cooldown: must be at least cooldown (1m), got 59s"},
+		{name: "percent 0", health: `{max_ejected_percent: 0}`, err: "health.max_ejected_percent: must be from 1 to 100, got 0"},
+		{name: "percent above 100", health: `{max_ejected_percent: 150}`, err: "health.max_ejected_percent: must be from 1 to 100, got 150"},
+		{name: "negative probes", health: `{half_open_requests: -2}`, err: "health.half_open_requests: must not be negative, got -2"},
+		{name: "factor 1", health: `{latency_factor: 1}`, err: "health.latency_factor: must be 0 (off) or above 1, got 1"},
+		{name: "negative factor", health: `{latency_factor: -3}`, err: "health.latency_factor: must be 0 (off) or above 1, got -3"},
+		{name: "no samples", health: `{latency_min_samples: 0}`, err: "health.latency_min_samples: must be at least 1, got 0"},
+		{name: "latency without a cooldown", health: `{failure_threshold: 0, cooldown: 0s, latency_factor: 2}`,
+			err: "health.cooldown: must be positive while failure_threshold or latency_factor is above 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "backends:\n  - {name: s, kind: sim, health: " + tc.health + "}\nmodels: [{name: m, targets: [{backend: s}]}]\n"
+			c, err := ParseEnv([]byte(src), "h.yaml", lookupTestEnv)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), "h.yaml:2:") || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("health %s: error %v; want one at h.yaml:2 with %q", tc.health, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("health %s: %v", tc.health, err)
+			}
+			if got := c.Backends[0].Health; got != tc.want {
+				t.Fatalf("health %s:\ngot  %+v\nwant %+v", tc.health, got, tc.want)
+			}
+		})
+	}
+}

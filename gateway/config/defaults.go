@@ -24,6 +24,11 @@ const (
 	DefaultTotalTimeout      = Duration(10 * time.Minute)
 	DefaultFailureThreshold  = 3
 	DefaultCooldown          = Duration(10 * time.Second)
+	DefaultMaxCooldown       = Duration(5 * time.Minute)
+	DefaultMaxEjectedPercent = 50
+	DefaultHalfOpenRequests  = 1
+	DefaultLatencyMin        = Duration(100 * time.Millisecond)
+	DefaultLatencyMinSamples = 5
 	DefaultHealthPath        = "/health"
 	DefaultHealthInterval    = Duration(5 * time.Second)
 	DefaultHealthTimeout     = Duration(2 * time.Second)
@@ -139,6 +144,11 @@ func (c *Config) SetDefaults() {
 			c.defString(p+".health.active.path", &a.Path, DefaultHealthPath)
 			c.defDur(p+".health.active.interval", &a.Interval, DefaultHealthInterval)
 			c.defDur(p+".health.active.timeout", &a.Timeout, DefaultHealthTimeout)
+		c.defDur(p+".health.max_cooldown", &h.MaxCooldown, max(DefaultMaxCooldown, h.Cooldown))
+		c.defInt(p+".health.max_ejected_percent", &h.MaxEjectedPercent, DefaultMaxEjectedPercent)
+		c.defInt(p+".health.half_open_requests", &h.HalfOpenRequests, DefaultHalfOpenRequests)
+		c.defDur(p+".health.latency_min", &h.LatencyMin, DefaultLatencyMin)
+		c.defInt(p+".health.latency_min_samples", &h.LatencyMinSamples, DefaultLatencyMinSamples)
 		}
 	}
 

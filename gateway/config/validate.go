@@ -181,6 +181,26 @@ func (v *validator) name(p, what, name string, seen map[string]string) bool {
 	return true
 }
 
+// health checks the outlier ejection and circuit breaker keys of a
+// backend's health block at p.
+func (v *validator) health(p string, h *Health) {
+	v.nonNegDur(p+".max_cooldown", h.MaxCooldown)
+	if h.MaxCooldown >= 0 && h.MaxCooldown < h.Cooldown {
+		v.add(p+".max_cooldown", "must be at least cooldown (%s), got %s", h.Cooldown, h.MaxCooldown)
+	}
+	if h.MaxEjectedPercent < 1 || h.MaxEjectedPercent > 100 {
+		v.add(p+".max_ejected_percent", "must be from 1 to 100, got %d", h.MaxEjectedPercent)
+	}
+	v.nonNeg(p+".half_open_requests", h.HalfOpenRequests)
+	if h.LatencyFactor != 0 && !(h.LatencyFactor > 1) {
+		v.add(p+".latency_factor", "must be 0 (off) or above 1, got %v", h.LatencyFactor)
+	}
+	v.nonNegDur(p+".latency_min", h.LatencyMin)
+	if h.LatencyMinSamples < 1 {
+		v.add(p+".latency_min_samples", "must be at least 1, got %d", h.LatencyMinSamples)
+	}
+}
+
 func (v *validator) backends() map[string]bool {
 	seen := map[string]string{}
 	for i := range v.c.Backends {
@@ -217,9 +237,10 @@ func (v *validator) backends() map[string]bool {
 		v.nonNegDur(p+".timeouts.total", b.Timeouts.Total)
 		v.nonNeg(p+".health.failure_threshold", b.Health.FailureThreshold)
 		v.nonNegDur(p+".health.cooldown", b.Health.Cooldown)
-		if b.Health.Cooldown == 0 && b.Health.FailureThreshold > 0 {
-			v.add(p+".health.cooldown", "must be positive while failure_threshold is above 0 (failure_threshold: 0 turns passive ejection off)")
+		if h := &b.Health; h.Cooldown == 0 && (h.FailureThreshold > 0 || h.LatencyFactor > 0) {
+			v.add(p+".health.cooldown", "must be positive while failure_threshold or latency_factor is above 0 (failure_threshold: 0 turns passive ejection off)")
 		}
+		v.health(p+".health", &b.Health)
 		if a := b.Health.Active; a != nil {
 			if !strings.HasPrefix(a.Path, "/") {
 				v.add(p+".health.active.path", "must start with \"/\", got %q", a.Path)

@@ -70,7 +70,11 @@ func FuzzWindow(f *testing.F) {
 		if len(text) > 2000 || !utf8.ValidString(text) {
 			return
 		}
-		w := &window{s: s, ctx: context.Background(), size: DefaultWindow, in: policy.Input{Phase: "response"}}
+		every := 1 // from the first cut: 1 (check whenever text could go) to 40 bytes
+		if len(cuts) > 0 {
+			every = int(cuts[0])%40 + 1
+		}
+		w := &window{s: s, ctx: context.Background(), size: DefaultWindow, every: every, in: policy.Input{Phase: "response"}}
 		var out []byte
 		rest := text
 		var err error
@@ -107,6 +111,12 @@ func FuzzWindow(f *testing.F) {
 		}
 		if !filtered && got != text {
 			t.Fatalf("clean text cut: %q of %q", got, text)
+		}
+		// One evaluation per every bytes released, give or take the
+		// chunks' sizes (up to 16 bytes, or a character more), and the
+		// final one.
+		if limit := len(text)/every + 2; !filtered && w.checks > limit {
+			t.Fatalf("%d evaluations for %d bytes with check_every %d, want at most %d", w.checks, len(text), every, limit)
 		}
 	})
 }

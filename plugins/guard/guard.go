@@ -49,6 +49,9 @@ const CodeContentPolicy gateway.Code = "content_policy_violation"
 // DefaultWindow is the stream hold-back in bytes.
 const DefaultWindow = 64
 
+// DefaultCheckEvery is how much new stream text waits for a check.
+const DefaultCheckEvery = 16
+
 // Stage holds the stage's settings; docs/guard.md documents each key.
 type Stage struct {
 	// Policies is the directory of the Rego modules (and their
@@ -61,6 +64,12 @@ type Stage struct {
 	// Window is how many bytes of a stream's text are held back, so that a
 	// match across chunks is caught before the client sees it (default 64).
 	Window int `yaml:"window"`
+	// CheckEvery is how many bytes of new text may wait beyond the window
+	// before the policy is evaluated and they are released (default 16):
+	// the stream is checked once per that much text instead of on every
+	// event, and at most window + check_every bytes are held back. 1 checks
+	// whenever anything could be released.
+	CheckEvery int `yaml:"check_every"`
 	// LogInput puts the prompt in the decision log (default false: only a
 	// hash of it).
 	LogInput bool `yaml:"log_input"`
@@ -94,6 +103,12 @@ func (s *Stage) Provision(env *gateway.Env) error {
 	}
 	if s.Window < 0 || s.Window > 1<<16 {
 		return fmt.Errorf("window: %d bytes is out of range (1 to 65536)", s.Window)
+	}
+	if s.CheckEvery == 0 {
+		s.CheckEvery = DefaultCheckEvery
+	}
+	if s.CheckEvery < 0 || s.CheckEvery > 1<<16 {
+		return fmt.Errorf("check_every: %d bytes is out of range (1 to 65536)", s.CheckEvery)
 	}
 	s.output = s.Output == nil || *s.Output
 	eng, err := policy.Load(env.Context(), policy.Options{Dir: dir, Data: s.Data})
@@ -310,7 +325,7 @@ func (s *Stage) Handle(x *gateway.Exchange, next gateway.Handler) error {
 	base.Phase, base.Messages, base.Prompt = "response", nil, ""
 	if x.Fields.Stream {
 		x.ObserveStream(&window{s: s, ctx: x.Context(), rid: string(x.RequestID), usage: x.Fields.IncludeUsage,
-			in: base, size: s.Window, promptTokens: promptTokens})
+			in: base, size: s.Window, every: s.CheckEvery, promptTokens: promptTokens})
 	}
 	if err := next.Handle(x); err != nil {
 		return err

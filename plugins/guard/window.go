@@ -16,6 +16,12 @@ import (
 // has seen what follows them, so a match across chunk boundaries is caught
 // before any of it reaches the client. A denial ends the stream with a
 // content_filter chunk (then the usage chunk when asked, then [DONE]).
+//
+// The policy runs only when text is about to be released: once at least
+// every bytes beyond the hold-back are held (and at the end), on the
+// released tail and everything held. So every byte is checked, with size
+// bytes of what follows it, before the client gets it, and a stream of n
+// bytes costs about n/every evaluations, not one per event.
 type window struct {
 	s     *Stage
 	ctx   context.Context // the exchange's
@@ -23,11 +29,13 @@ type window struct {
 	usage bool            // the client asked for the usage chunk
 	in    policy.Input    // the response phase's input, Output set per check
 	size  int
+	every int // bytes beyond size that wait for a check; 0 = 1
 
 	held      []heldEvent
 	heldBytes int
 	tail      string // the last size bytes of the text already released
 	ended     bool
+	checks    int // evaluations so far, for tests
 
 	id, object, model string
 	created           int64
@@ -86,10 +94,15 @@ func (w *window) OnEvent(x *gateway.Exchange, dst, data []byte) ([]byte, error) 
 	}
 	w.held = append(w.held, heldEvent{framed: gateway.AppendEvent(nil, data), text: text})
 	w.heldBytes += len(text)
-	if text != "" {
-		if err := w.check(x, ""); err != nil {
-			return dst, err
+	if w.heldBytes-w.size < max(1, w.every) {
+		// Nothing to release yet, or less than a check's worth.
+		if w.heldBytes == 0 {
+			return w.release(dst, 0), nil // events without text pass when nothing is held before them
 		}
+		return dst, nil
+	}
+	if err := w.check(x, ""); err != nil {
+		return dst, err
 	}
 	return w.release(dst, w.size), nil
 }
@@ -105,6 +118,7 @@ func (w *window) check(x *gateway.Exchange, _ string) error {
 	if b.Len() == 0 {
 		return nil
 	}
+	w.checks++
 	in := w.in
 	in.Output = b.String()
 	t0 := time.Now()
