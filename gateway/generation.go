@@ -116,7 +116,6 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 			LatencyMin:        b.Health.LatencyMin.D(),
 			LatencyMinSamples: b.Health.LatencyMinSamples,
 		}
-		us.MetricsStale = metricsStale(b.Metrics)
 		if o.Resources != nil {
 			if us.State, err = respool.Get(g.shared.lease, "router.upstream-state:"+b.Name, func() (*router.UpstreamState, error) { return new(router.UpstreamState), nil }); err != nil {
 				return nil, fmt.Errorf("%s:%d: backends %q: its live state: %w", file, b.Line, b.Name, err)

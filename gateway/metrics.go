@@ -706,12 +706,6 @@ func (m *Metrics) write(ctx *fasthttp.RequestCtx) {
 		f()
 	}
 	m.reloadMu.Unlock()
-		m.set.GetOrCreateGauge("switchyard_backend_circuit_state{backend="+q+"}", func() float64 {
-			if u := lookup(); u != nil {
-				return float64(u.State(time.Now()).Breaker)
-			}
-			return 0
-		})
 	var buf bytes.Buffer
 	m.set.WritePrometheus(&buf)
 	metrics.WriteProcessMetrics(&buf)

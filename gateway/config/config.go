@@ -218,10 +218,6 @@ type Health struct {
 	// off). A backend is never ejected when that would leave a pool with
 	// no healthy target.
 	Cooldown Duration `yaml:"cooldown"`
-	// Active, when present, probes the backend periodically. Default none.
-	Active *ActiveHealth `yaml:"active,omitempty"`
-}
-
 	// MaxCooldown caps the exponential back-off: the k-th ejection in a
 	// row lasts min(cooldown * 2^k, max_cooldown). k grows by one with a
 	// failed half-open probe and with an ejection soon after the backend
@@ -254,6 +250,10 @@ type Health struct {
 	// judges it; after a latency ejection its samples start again.
 	// Default 5; at least 1.
 	LatencyMinSamples int `yaml:"latency_min_samples"`
+	// Active, when present, probes the backend periodically. Default none.
+	Active *ActiveHealth `yaml:"active,omitempty"`
+}
+
 // ActiveHealth probes a backend periodically with GET requests.
 type ActiveHealth struct {
 	// Path is the probed path, starting with "/". Default "/health".

@@ -140,15 +140,15 @@ func (c *Config) SetDefaults() {
 		h := &b.Health
 		c.defInt(p+".health.failure_threshold", &h.FailureThreshold, DefaultFailureThreshold)
 		c.defDur(p+".health.cooldown", &h.Cooldown, DefaultCooldown)
-		if a := h.Active; a != nil {
-			c.defString(p+".health.active.path", &a.Path, DefaultHealthPath)
-			c.defDur(p+".health.active.interval", &a.Interval, DefaultHealthInterval)
-			c.defDur(p+".health.active.timeout", &a.Timeout, DefaultHealthTimeout)
 		c.defDur(p+".health.max_cooldown", &h.MaxCooldown, max(DefaultMaxCooldown, h.Cooldown))
 		c.defInt(p+".health.max_ejected_percent", &h.MaxEjectedPercent, DefaultMaxEjectedPercent)
 		c.defInt(p+".health.half_open_requests", &h.HalfOpenRequests, DefaultHalfOpenRequests)
 		c.defDur(p+".health.latency_min", &h.LatencyMin, DefaultLatencyMin)
 		c.defInt(p+".health.latency_min_samples", &h.LatencyMinSamples, DefaultLatencyMinSamples)
+		if a := h.Active; a != nil {
+			c.defString(p+".health.active.path", &a.Path, DefaultHealthPath)
+			c.defDur(p+".health.active.interval", &a.Interval, DefaultHealthInterval)
+			c.defDur(p+".health.active.timeout", &a.Timeout, DefaultHealthTimeout)
 		}
 	}
 
