@@ -55,6 +55,11 @@ type options struct {
 	nginx          string
 	pin            bool
 	keep           bool
+	// routing runs the routing comparison alone (--routing); withRouting
+	// includes it in the full run.
+	routing      bool
+	withRouting  bool
+	routingSetup RoutingSetup
 }
 
 const benchModel = "bench-model"
@@ -72,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
 	}
-	if o.render != "" {
+	if o.render != "" && !o.routing {
 		if err := rerender(o, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 1
@@ -81,6 +86,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.routing {
+		if err := benchRouting(ctx, o, args, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		return 0
+	}
 	if err := bench(ctx, o, args, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
@@ -111,6 +123,22 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.nginx, "nginx", "nginx", "nginx binary; empty or not found: skip the nginx path")
 	fs.BoolVar(&o.pin, "pin", true, "pin processes to CPUs with taskset when it exists and there are 2+ CPUs")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs and logs) and print its path")
+	rs := defaultRoutingSetup()
+	fs.BoolVar(&o.routing, "routing", false, "run only the routing comparison and re-render the Routing section of --out (default BENCHMARKS.md) in place, and its plot")
+	fs.BoolVar(&o.withRouting, "with-routing", true, "the full run also runs the routing comparison (about 5 minutes)")
+	strategies := fs.String("routing-strategies", strings.Join(rs.Strategies, ","), "routing: the pool strategies compared, comma-separated")
+	routingRates := fs.String("routing-rates", joinRates(rs.Rates), "routing: rates of the shared-prefix load, req/s")
+	controlRates := fs.String("routing-control-rates", joinRates(rs.ControlRates), "routing: rates of the control load (random prompts); empty: none")
+	fs.DurationVar(&rs.Duration, "routing-duration", rs.Duration, "routing: measured time of each point")
+	fs.DurationVar(&rs.Warmup, "routing-warmup", rs.Warmup, "routing: warm-up of each point, in the same run (it fills the prefix caches)")
+	fs.IntVar(&rs.Repeats, "routing-repeats", rs.Repeats, "routing: times each point is measured; medians are reported")
+	fs.Float64Var(&rs.TimeScale, "routing-time-scale", rs.TimeScale, "routing: multiplies the simulators' speeds (simulated time passes this much faster)")
+	fs.IntVar(&rs.Tenants, "routing-tenants", rs.Tenants, "routing: tenants of the shared-prefix load")
+	fs.IntVar(&rs.ContextWords, "routing-context-words", rs.ContextWords, "routing: words of each tenant's context (about 1.5 simulator tokens each)")
+	fs.IntVar(&rs.KVBlocks, "routing-kv-blocks", rs.KVBlocks, "routing: KV cache blocks of each simulator (16 tokens each)")
+	fs.StringVar(&rs.PoolYAML, "routing-pool-yaml", "", "routing: YAML added to every strategy's pool, e.g. 'routing: {weights: {prefix: 5}}' (strategies ignore what they do not read)")
+	fs.IntVar(&rs.OutputTokens, "routing-output-tokens", rs.OutputTokens, "routing: output tokens of every request")
+	fs.IntVar(&rs.MaxNumSeqs, "routing-max-num-seqs", rs.MaxNumSeqs, "routing: sequences running at once on each simulator")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -136,6 +164,35 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.rates, err = parseRates(*rates); err != nil {
 		return o, err
 	}
+	if o.routing && o.quick {
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("routing-repeats", func() { rs.Repeats = 1 })
+		def("routing-duration", func() { rs.Duration = 2 * time.Second })
+		def("routing-warmup", func() { rs.Warmup = time.Second })
+	}
+	rs.Strategies = nil
+	for st := range strings.SplitSeq(*strategies, ",") {
+		if st = strings.TrimSpace(st); st != "" {
+			rs.Strategies = append(rs.Strategies, st)
+		}
+	}
+	if rs.Rates, err = parseRatesOf("--routing-rates", *routingRates); err != nil {
+		return o, err
+	}
+	rs.ControlRates = nil
+	if strings.TrimSpace(*controlRates) != "" {
+		if rs.ControlRates, err = parseRatesOf("--routing-control-rates", *controlRates); err != nil {
+			return o, err
+		}
+	}
+	if err := rs.validate(); err != nil {
+		return o, err
+	}
+	o.routingSetup = rs
 	switch {
 	case o.duration <= 0 || o.closedDuration <= 0 || o.warmup < 0:
 		return o, errors.New("--duration and --closed-duration must be positive, --warmup not negative")
@@ -151,8 +208,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-// parseRates parses "500,1000,2000".
-func parseRates(s string) ([]float64, error) {
+// parseRates parses "500,1000,2000" (--rates).
+func parseRates(s string) ([]float64, error) { return parseRatesOf("--rates", s) }
+
+// parseRatesOf parses the rates of the flag named flag.
+func parseRatesOf(flag, s string) ([]float64, error) {
 	var rates []float64
 	for part := range strings.SplitSeq(s, ",") {
 		part = strings.TrimSpace(part)
@@ -161,12 +221,12 @@ func parseRates(s string) ([]float64, error) {
 		}
 		r, err := strconv.ParseFloat(part, 64)
 		if err != nil || !(r > 0) || r > 1e6 {
-			return nil, fmt.Errorf("--rates: %q is not a rate in (0, 1e6] req/s", part)
+			return nil, fmt.Errorf("%s: %q is not a rate in (0, 1e6] req/s", flag, part)
 		}
 		rates = append(rates, r)
 	}
 	if len(rates) == 0 {
-		return nil, errors.New("--rates: none given")
+		return nil, fmt.Errorf("%s: none given", flag)
 	}
 	return rates, nil
 }
@@ -271,6 +331,41 @@ func guardConfig(dir string) func(listen, upstream string) string {
       - guard: {policies: %q}
 `, dir)
 	}
+}
+
+// pin pins the processes (when e.o.pin, taskset exists and there are 2+
+// CPUs): the proxy under test alone on CPU 0; the simulator and this
+// process (the load generator) share CPU 1. It returns how, for the report.
+func (e *env) pin() (string, error) {
+	if ts, err := exec.LookPath("taskset"); err == nil && e.o.pin && runtime.NumCPU() >= 2 {
+		if err := pinSelf(ts, "1"); err != nil {
+			return "", err
+		}
+		runtime.GOMAXPROCS(1)
+		e.ps.taskset, e.proxyCPU, e.loadCPU = ts, "0", "1"
+		return "taskset: the proxy (switchyard or nginx) alone on CPU 0; the simulator and the load generator (this harness, GOMAXPROCS=1) on CPU 1; the direct path leaves CPU 0 idle", nil
+	} else if !e.o.pin {
+		return "none (--pin=false)", nil
+	} else if runtime.NumCPU() < 2 {
+		return "none (a single CPU)", nil
+	}
+	return "none (taskset not found)", nil
+}
+
+// build builds switchyard into e.dir, or takes --bin.
+func (e *env) build(ctx context.Context, root string) error {
+	if e.o.bin != "" {
+		e.bin = e.o.bin
+		return nil
+	}
+	e.bin = filepath.Join(e.dir, "switchyard")
+	fmt.Fprintf(e.log, "bench: building %s\n", e.bin)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", e.bin, "./cmd/switchyard")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building switchyard: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // env holds what a run needs: the binary, the temp dir and the processes.
@@ -412,34 +507,11 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		},
 	}
 
-	// Pinning: the proxy under test alone on CPU 0; the simulator and this
-	// process (the load generator) share CPU 1.
-	res.Pinning = "none"
-	if ts, err := exec.LookPath("taskset"); err == nil && o.pin && runtime.NumCPU() >= 2 {
-		if err := pinSelf(ts, "1"); err != nil {
-			return err
-		}
-		runtime.GOMAXPROCS(1)
-		e.ps.taskset, e.proxyCPU, e.loadCPU = ts, "0", "1"
-		res.Pinning = "taskset: the proxy (switchyard or nginx) alone on CPU 0; the simulator and the load generator (this harness, GOMAXPROCS=1) on CPU 1; the direct path leaves CPU 0 idle"
-	} else if !o.pin {
-		res.Pinning = "none (--pin=false)"
-	} else if runtime.NumCPU() < 2 {
-		res.Pinning = "none (a single CPU)"
-	} else {
-		res.Pinning = "none (taskset not found)"
+	if res.Pinning, err = e.pin(); err != nil {
+		return err
 	}
-
-	if o.bin != "" {
-		e.bin = o.bin
-	} else {
-		e.bin = filepath.Join(dir, "switchyard")
-		fmt.Fprintf(stderr, "bench: building %s\n", e.bin)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", e.bin, "./cmd/switchyard")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building switchyard: %v: %s", err, strings.TrimSpace(string(out)))
-		}
+	if err := e.build(ctx, root); err != nil {
+		return err
 	}
 
 	// The simulator, the gateway and nginx for the latency and throughput runs.
@@ -597,6 +669,12 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 			return err
 		}
 	}
+	if o.withRouting && !o.quick {
+		if res.Routing, err = e.runRouting(ctx, o.routingSetup, res.Command); err != nil {
+			return err
+		}
+		res.Routing.Pinning = routingPinning(e, res.Pinning)
+	}
 
 	res.LoadAfter = loadAvg()
 	res.Elapsed = time.Since(began)
@@ -635,6 +713,9 @@ func output(res *Results, out string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("writing %s: %w", out, err)
 	}
 	fmt.Fprintf(stderr, "bench: wrote %s\n", out)
+	if res.Routing != nil {
+		return writeRoutingSVG(res.Routing, out, stderr)
+	}
 	return nil
 }
 

@@ -202,6 +202,10 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 	}
 
 	renderMicro(&b, r.Micro)
+	if r.Routing != nil {
+		b.WriteString("\n")
+		renderRouting(&b, r.Routing)
+	}
 
 	fmt.Fprintf(&b, "\n## Budget\n\nAgainst DESIGN.md, \"Performance budget\" (latency at 1k and 2k req/s; MiB = 1024² bytes).\n\n")
 	fmt.Fprintf(&b, "| check | budget | measured | result |\n|---|---|---|---|\n")

@@ -195,6 +195,8 @@ type Results struct {
 	Memory   Memory   `json:"memory"`
 	// Micro holds the stage benchmarks (go test -bench) of the run.
 	Micro []Micro `json:"micro,omitempty"`
+	// Routing is the routing comparison, when it was run.
+	Routing *RoutingResults `json:"routing,omitempty"`
 	// Notes are extra remarks printed at the end (gateway errors, noise).
 	Notes []string `json:"notes,omitempty"`
 }
