@@ -40,12 +40,15 @@ func (s *Server) adminHandler(ctx *fasthttp.RequestCtx) {
 			Inflight int64  `json:"inflight"`
 			Kind     string `json:"kind"`
 			URL      string `json:"url,omitempty"`
+			// Breaker is the backend's circuit breaker (outlier ejection).
+			Breaker adminBreaker `json:"breaker"`
 		}
 		now := time.Now()
 		var out []backendState
 		for i, u := range gen.Router.Upstreams() {
 			b := gen.Config.Backends[i]
 			out = append(out, backendState{Name: u.Name, Healthy: u.Healthy(now), Inflight: u.Inflight(), Kind: b.Kind, URL: b.URL})
+			out[len(out)-1].Breaker = breakerOf(u, now)
 		}
 		body, _ := json.Marshal(map[string]any{"generation": gen.ID, "backends": out})
 		ctx.SetContentType("application/json")

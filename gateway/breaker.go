@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"log/slog"
+	"time"
 
 	"switchyard/router"
 )
@@ -53,4 +54,42 @@ func (m *Metrics) breakerTransition(backend string, tr router.Transition) {
 	case tr.To == router.Open:
 		m.counter(seriesKey{name: "switchyard_backend_ejections_total", l: [4]string{backend, tr.Reason.String()}}).Inc()
 	}
+}
+
+// adminBreaker is a backend's circuit breaker in /admin/backends.
+type adminBreaker struct {
+	State string `json:"state"` // closed, open or half-open
+	// Until is when an open breaker's cool-down ends (RFC 3339); absent
+	// otherwise.
+	Until string `json:"until,omitempty"`
+	// Cooldown and BackoffLevel are the length and back-off step of the
+	// current or last ejection; Reason is why it happened (failures,
+	// latency, probe); absent when there has been none.
+	Cooldown     string `json:"cooldown,omitempty"`
+	BackoffLevel int    `json:"backoff_level"`
+	Reason       string `json:"reason,omitempty"`
+	// Failures counts the consecutive failures now; Ejections all of the
+	// backend's ejections since the gateway started.
+	Failures  int64 `json:"consecutive_failures"`
+	Ejections int64 `json:"ejections"`
+	// ActiveDown says the active health checks have the backend down.
+	ActiveDown bool `json:"active_down,omitempty"`
+	// TTFT is the average time to first byte the latency rule reads.
+	TTFT string `json:"ttft_avg,omitempty"`
+}
+
+func breakerOf(u *router.Upstream, now time.Time) adminBreaker {
+	s := u.State(now)
+	b := adminBreaker{State: s.Breaker.String(), BackoffLevel: s.Level, Reason: s.Reason.String(),
+		Failures: s.Failures, Ejections: s.Ejections, ActiveDown: s.ActiveDown}
+	if !s.Until.IsZero() {
+		b.Until = s.Until.UTC().Format(time.RFC3339Nano)
+	}
+	if s.Ejections > 0 {
+		b.Cooldown = s.Cooldown.String()
+	}
+	if d := u.TTFT(); d > 0 {
+		b.TTFT = d.String()
+	}
+	return b
 }

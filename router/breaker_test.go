@@ -481,7 +481,7 @@ func TestBreakerConcurrent(t *testing.T) {
 				{Name: "b", FailureThreshold: 2, Cooldown: 10 * time.Millisecond, MaxCooldown: 80 * time.Millisecond, HalfOpenRequests: 2, MaxEjectedPercent: 50},
 				{Name: "c", FailureThreshold: 2, Cooldown: 10 * time.Millisecond, MaxCooldown: 80 * time.Millisecond, HalfOpenRequests: 2, MaxEjectedPercent: 50},
 			},
-			Pools: []PoolSpec{{Name: "p", Strategy: "least_outstanding", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}, {Upstream: "c"}}}},
+			Pools:        []PoolSpec{{Name: "p", Strategy: "least_outstanding", Targets: []TargetSpec{{Upstream: "a"}, {Upstream: "b"}, {Upstream: "c"}}}},
 			OnTransition: func(*Upstream, Transition) { transitions.Add(1) },
 		}
 		r, err := New(spec)
