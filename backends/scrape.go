@@ -1,13 +1,18 @@
 package backends
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -79,8 +84,8 @@ func StartScrapers(log *slog.Logger, scrapes []Scrape, onResult func(ScrapeResul
 	return s, nil
 }
 
-// Close stops every scrape and waits for them to return: at most a
-// scrape's timeout, for one in flight.
+// Close stops every scrape, one in flight included, and waits for them to
+// return.
 func (s *Scrapers) Close() {
 	if s == nil {
 		return
@@ -89,34 +94,43 @@ func (s *Scrapers) Close() {
 	s.wg.Wait()
 }
 
-// scraper is one backend's scrape loop, with its own HTTP client: scrapes
-// neither take nor wait for the connections of the backend's requests.
+// scraper is one backend's scrape loop. It keeps its own connection to
+// the backend, so scrapes neither take nor wait for the connections of the
+// backend's requests, and it runs no goroutine besides its loop.
 type scraper struct {
 	sc   Scrape
 	ex   *Extractor
-	hc   *fasthttp.Client
+	addr string      // host:port to dial
+	tls  *tls.Config // nil for http
 	req  *fasthttp.Request
 	resp *fasthttp.Response
+
+	conn net.Conn // kept alive between scrapes; nil when closed
+	br   *bufio.Reader
+	bw   *bufio.Writer
 }
 
 func newScraper(sc Scrape, ex *Extractor) *scraper {
-	timeout := sc.Timeout
-	return &scraper{
-		sc: sc,
-		ex: ex,
-		hc: &fasthttp.Client{
-			Name:                "switchyard-scraper",
-			MaxConnsPerHost:     2,
-			MaxIdleConnDuration: max(3*sc.Interval, 10*time.Second),
-			ReadTimeout:         timeout,
-			WriteTimeout:        timeout,
-			MaxResponseBodySize: MaxMetricsPage,
-			Dial: func(addr string) (net.Conn, error) {
-				return fasthttp.DialTimeout(addr, timeout)
-			},
-		},
-		req:  fasthttp.AcquireRequest(),
-		resp: fasthttp.AcquireResponse(),
+	c := sc.Client
+	s := &scraper{sc: sc, ex: ex, addr: c.host, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+	host, port, err := net.SplitHostPort(c.host)
+	if err != nil { // no port in the URL
+		host, port = strings.Trim(c.host, "[]"), "80"
+		if c.scheme == "https" {
+			port = "443"
+		}
+		s.addr = net.JoinHostPort(host, port)
+	}
+	if c.scheme == "https" {
+		s.tls = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	return s
+}
+
+func (s *scraper) close() {
+	if s.conn != nil {
+		_ = s.conn.Close()
+		s.conn = nil
 	}
 }
 
@@ -128,7 +142,7 @@ func jitter(d time.Duration) time.Duration {
 
 func (s *scraper) run(ctx context.Context, log *slog.Logger, onResult func(ScrapeResult)) {
 	defer func() {
-		s.hc.CloseIdleConnections()
+		s.close()
 		fasthttp.ReleaseRequest(s.req)
 		fasthttp.ReleaseResponse(s.resp)
 	}()
@@ -143,7 +157,7 @@ func (s *scraper) run(ctx context.Context, log *slog.Logger, onResult func(Scrap
 		case <-t.C:
 		}
 		start := time.Now()
-		l, err := s.scrape()
+		l, err := s.scrape(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -171,20 +185,25 @@ var ErrMetricsStatus = errors.New("metrics page status")
 
 // scrape GETs the page and extracts the load. Errors name the path; the
 // API key is never in them.
-func (s *scraper) scrape() (router.Load, error) {
+func (s *scraper) scrape(ctx context.Context) (router.Load, error) {
 	req, resp := s.req, s.resp
 	req.Reset()
 	resp.Reset()
 	s.sc.Client.PrepareRequest(req, fasthttp.MethodGet, s.sc.Path)
 	req.Header.Set(fasthttp.HeaderAccept, "text/plain;version=0.0.4")
-	if err := s.hc.DoTimeout(req, resp, s.sc.Timeout); err != nil {
-		if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) {
+	if err := s.get(ctx, time.Now().Add(s.sc.Timeout)); err != nil {
+		s.close()
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, fasthttp.ErrTimeout):
 			return router.Load{KVUsage: -1}, fmt.Errorf("GET %s: no answer within %v", s.sc.Path, s.sc.Timeout)
-		}
-		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
 			return router.Load{KVUsage: -1}, fmt.Errorf("GET %s: page larger than %d bytes", s.sc.Path, MaxMetricsPage)
 		}
 		return router.Load{KVUsage: -1}, fmt.Errorf("GET %s: %w", s.sc.Path, err)
+	}
+	if resp.ConnectionClose() {
+		s.close()
 	}
 	if sc := resp.StatusCode(); sc != fasthttp.StatusOK {
 		return router.Load{KVUsage: -1}, fmt.Errorf("GET %s: %w %d", s.sc.Path, ErrMetricsStatus, sc)
@@ -194,4 +213,73 @@ func (s *scraper) scrape() (router.Load, error) {
 		return l, fmt.Errorf("reading the %s page at %s: %w", s.sc.Kind, s.sc.Path, err)
 	}
 	return l, nil
+}
+
+// get sends the request and reads the response, all before deadline, on
+// the kept connection; a kept connection that the server closed meanwhile
+// is replaced once. Cancelling ctx (Close) ends a scrape in flight at once.
+func (s *scraper) get(ctx context.Context, deadline time.Time) error {
+	for try := 0; ; try++ {
+		reused := s.conn != nil
+		if !reused {
+			d := net.Dialer{Deadline: deadline}
+			conn, err := d.DialContext(ctx, "tcp", s.addr)
+			if err != nil {
+				return fmt.Errorf("connecting to %s: %w", s.addr, err)
+			}
+			if s.tls != nil {
+				tc := tls.Client(conn, s.tls)
+				_ = tc.SetDeadline(deadline)
+				if err := tc.HandshakeContext(ctx); err != nil {
+					_ = conn.Close()
+					return fmt.Errorf("TLS handshake with %s: %w", s.addr, err)
+				}
+				conn = tc
+			}
+			s.conn = conn
+			if s.br == nil {
+				s.br = bufio.NewReaderSize(conn, 16<<10)
+				s.bw = bufio.NewWriterSize(conn, 4<<10)
+			} else {
+				s.br.Reset(conn)
+				s.bw.Reset(conn)
+			}
+		}
+		conn := s.conn
+		_ = conn.SetDeadline(deadline)
+		stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+		err := s.req.Write(s.bw)
+		if err == nil {
+			err = s.bw.Flush()
+		}
+		if err == nil {
+			s.resp.Reset()
+			err = s.resp.ReadLimitBody(s.br, MaxMetricsPage)
+		}
+		stop()
+		if err == nil {
+			return nil
+		}
+		s.close()
+		// A kept-alive connection the server had closed: one more try on
+		// a new one, when nothing of the answer came.
+		if reused && try == 0 && ctx.Err() == nil && time.Now().Before(deadline) && isClosedConn(err) {
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+}
+
+// isClosedConn says whether err is a read or write on a connection the
+// peer closed before answering.
+func isClosedConn(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, fasthttp.ErrTimeout) {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, fasthttp.ErrConnectionClosed)
 }

@@ -42,12 +42,16 @@ func (s *Server) adminHandler(ctx *fasthttp.RequestCtx) {
 			URL      string `json:"url,omitempty"`
 			// Breaker is the backend's circuit breaker (outlier ejection).
 			Breaker adminBreaker `json:"breaker"`
+			// Load is the last good scrape of the backend's metrics page
+			// (backends[].metrics), with its age; absent when not scraped
+			// or before the first good scrape.
+			Load *loadState `json:"load,omitempty"`
 		}
 		now := time.Now()
 		var out []backendState
 		for i, u := range gen.Router.Upstreams() {
 			b := gen.Config.Backends[i]
-			out = append(out, backendState{Name: u.Name, Healthy: u.Healthy(now), Inflight: u.Inflight(), Kind: b.Kind, URL: b.URL})
+			out = append(out, backendState{Name: u.Name, Healthy: u.Healthy(now), Inflight: u.Inflight(), Kind: b.Kind, URL: b.URL, Load: adminLoad(u, now)})
 			out[len(out)-1].Breaker = breakerOf(u, now)
 		}
 		body, _ := json.Marshal(map[string]any{"generation": gen.ID, "backends": out})

@@ -38,6 +38,7 @@ type Generation struct {
 	keys         map[[32]byte]*Principal // config keys; nil when the config has neither keys nor tenants
 	adm          *admission
 	health       *backends.HealthChecker
+	scrapers     *backends.Scrapers
 	closers      []Closer    // stages'
 	stops        []io.Closer // what backend kinds started, e.g. embedded simulators
 	models       []byte      // GET /v1/models body
@@ -116,6 +117,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 			LatencyMin:        b.Health.LatencyMin.D(),
 			LatencyMinSamples: b.Health.LatencyMinSamples,
 		}
+		us.MetricsStale = metricsStale(b.Metrics)
 		if o.Resources != nil {
 			if us.State, err = respool.Get(g.shared.lease, "router.upstream-state:"+b.Name, func() (*router.UpstreamState, error) { return new(router.UpstreamState), nil }); err != nil {
 				return nil, fmt.Errorf("%s:%d: backends %q: its live state: %w", file, b.Line, b.Name, err)
@@ -153,6 +155,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	// Upstream clients, each after its backend kind has opened it. Every
 	// backend error is reported, not just the first.
 	var checks []backends.Check
+	var scrapes []backends.Scrape
 	var backendErrs []error
 	env := &BackendEnv{Log: log, Start: o.StartSims}
 	for i := range cfg.Backends {
@@ -181,6 +184,9 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 		g.clients = append(g.clients, c)
 		if a := b.Health.Active; a != nil {
 			checks = append(checks, backends.Check{Client: c, Upstream: g.Router.Upstreams()[i], Path: a.Path, Interval: a.Interval.D(), Timeout: a.Timeout.D()})
+		}
+		if sc := scrapeOf(b, c, g.Router.Upstreams()[i]); sc != nil {
+			scrapes = append(scrapes, *sc)
 		}
 	}
 	if len(backendErrs) > 0 {
@@ -235,6 +241,9 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	g.models = appendModelList(nil, g.poolName, nil, g.Built.Unix())
 	if o.StartSims {
 		g.health = backends.StartHealthChecks(log, checks)
+		if g.scrapers, err = backends.StartScrapers(log, scrapes, o.Metrics.scrapeResult); err != nil {
+			return nil, fmt.Errorf("%s: starting the metrics scrapers: %w", file, err)
+		}
 	}
 	return g, nil
 }
@@ -260,6 +269,7 @@ func (g *Generation) retire() {
 // close stops what the generation owns.
 func (g *Generation) Close() {
 	g.health.Close()
+	g.scrapers.Close()
 	g.shared.cancelContext()
 	var errs []error
 	for _, c := range g.closers {

@@ -96,6 +96,16 @@ var families = map[string]family{
 		"Unix time of the last successful config load."},
 	"switchyard_config_generation": {nil, "gauge",
 		"ID of the config generation now serving."},
+	"switchyard_backend_metrics_scrapes_total": {[]string{"backend", "result"}, "counter",
+		"Scrapes of a backend's metrics page (backends[].metrics), by backend and result: ok, or error (down, timeout, a status other than 200, a page that does not parse or lacks the kind's metrics)."},
+	"switchyard_backend_queue_waiting": {[]string{"backend"}, "gauge",
+		"Requests waiting in a backend's queue, as its last good metrics scrape reported; NaN before the first."},
+	"switchyard_backend_queue_running": {[]string{"backend"}, "gauge",
+		"Requests running on a backend, as its last good metrics scrape reported; NaN before the first."},
+	"switchyard_backend_kv_cache_usage": {[]string{"backend"}, "gauge",
+		"Fraction (0..1) of a backend's KV cache in use, as its last good metrics scrape reported; -1 when the server does not report it, NaN before the first scrape."},
+	"switchyard_backend_metrics_age_seconds": {[]string{"backend"}, "gauge",
+		"Age of a backend's last good metrics scrape; routing ignores a scrape older than 3 intervals plus the timeout. NaN before the first."},
 	"switchyard_backend_inflight": {[]string{"backend"}, "gauge",
 		"Requests in flight to a backend (streams count until their last event)."},
 	"switchyard_backend_healthy": {[]string{"backend"}, "gauge",
@@ -659,6 +669,7 @@ func (m *Metrics) reloaded(ok bool, g *Generation) {
 // current when scraped.
 func (m *Metrics) watchGeneration(s *Server) {
 	m.watchedServer = s
+	m.watchLoads(s)
 	for _, u := range s.gen.Load().Router.Upstreams() {
 		name := u.Name
 		m.reloadMu.Lock()

@@ -177,6 +177,10 @@ type Backend struct {
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Health sets passive (and optional active) health checking.
 	Health Health `yaml:"health"`
+	// Metrics, when present, scrapes the backend's Prometheus metrics page
+	// for its load (queue, running requests, KV-cache use), which the
+	// inference_aware strategy reads. Default none: no scraping.
+	Metrics *BackendMetrics `yaml:"metrics,omitempty"`
 	// Sim holds simulator flags by name (e.g. model: sim-chat, profile:
 	// small, itl: 5ms); kind sim only. Scalar values of any YAML type are
 	// taken as their string form.
@@ -266,6 +270,33 @@ type ActiveHealth struct {
 	Interval Duration `yaml:"interval"`
 	// Timeout bounds each probe. Default "2s"; must be positive.
 	Timeout Duration `yaml:"timeout"`
+}
+
+// Metrics kinds of a backend: whose metric names its page has.
+const (
+	MetricsKindVLLM   = "vllm"
+	MetricsKindSGLang = "sglang"
+	MetricsKindTGI    = "tgi"
+	MetricsKindTriton = "triton"
+)
+
+// BackendMetrics scrapes a backend's Prometheus metrics page periodically.
+// A scrape that fails (server down, too slow, a status other than 200, a
+// page that does not parse or lacks the kind's metrics) records nothing:
+// the last scrape ages, and one older than 3 * interval + timeout counts as
+// no scrape, so routing uses the gateway's own counts for the backend.
+type BackendMetrics struct {
+	// Path is the metrics page, starting with "/". Default "/metrics".
+	Path string `yaml:"path"`
+	// Interval is the time between scrapes, spread by ±10%. Default
+	// "100ms"; at least "10ms".
+	Interval Duration `yaml:"interval"`
+	// Timeout bounds each scrape. Default the interval, at most "1s"; must
+	// be positive.
+	Timeout Duration `yaml:"timeout"`
+	// Kind names the server whose metric names the page has: vllm
+	// (default), sglang, tgi or triton.
+	Kind string `yaml:"kind"`
 }
 
 // Balancing strategies of a model pool.

@@ -32,6 +32,10 @@ const (
 	DefaultHealthPath        = "/health"
 	DefaultHealthInterval    = Duration(5 * time.Second)
 	DefaultHealthTimeout     = Duration(2 * time.Second)
+	DefaultMetricsPath       = "/metrics"
+	DefaultMetricsInterval   = Duration(100 * time.Millisecond)
+	DefaultMetricsTimeoutMax = Duration(time.Second) // the default timeout is the interval, at most this
+	MinMetricsInterval       = Duration(10 * time.Millisecond)
 	DefaultRetryAttempts     = 2
 	DefaultRetryBudget       = 0.2
 	DefaultRetryMinPerSecond = 5
@@ -149,6 +153,16 @@ func (c *Config) SetDefaults() {
 			c.defString(p+".health.active.path", &a.Path, DefaultHealthPath)
 			c.defDur(p+".health.active.interval", &a.Interval, DefaultHealthInterval)
 			c.defDur(p+".health.active.timeout", &a.Timeout, DefaultHealthTimeout)
+		}
+		if m := b.Metrics; m != nil {
+			c.defString(p+".metrics.path", &m.Path, DefaultMetricsPath)
+			c.defDur(p+".metrics.interval", &m.Interval, DefaultMetricsInterval)
+			timeout := DefaultMetricsTimeoutMax
+			if m.Interval > 0 {
+				timeout = min(m.Interval, timeout)
+			}
+			c.defDur(p+".metrics.timeout", &m.Timeout, timeout)
+			c.defString(p+".metrics.kind", &m.Kind, MetricsKindVLLM)
 		}
 	}
 

@@ -248,6 +248,20 @@ func (v *validator) backends() map[string]bool {
 			v.positiveDur(p+".health.active.interval", a.Interval)
 			v.positiveDur(p+".health.active.timeout", a.Timeout)
 		}
+		if m := b.Metrics; m != nil {
+			if !strings.HasPrefix(m.Path, "/") {
+				v.add(p+".metrics.path", "must start with \"/\", got %q", m.Path)
+			}
+			if m.Interval < MinMetricsInterval {
+				v.add(p+".metrics.interval", "must be at least %s, got %s", MinMetricsInterval, m.Interval)
+			}
+			v.positiveDur(p+".metrics.timeout", m.Timeout)
+			switch m.Kind {
+			case MetricsKindVLLM, MetricsKindSGLang, MetricsKindTGI, MetricsKindTriton:
+			default:
+				v.add(p+".metrics.kind", "unknown kind %q (want vllm, sglang, tgi or triton)", m.Kind)
+			}
+		}
 	}
 	names := make(map[string]bool, len(seen))
 	for n := range seen {
