@@ -281,3 +281,31 @@ models:
 		t.Errorf("/metrics lacks %s", want)
 	}
 }
+
+// TestStreamCutEjects: streams cut by their backend after the first byte
+// count as failures (a stream's verdict comes at its end), so a backend that
+// drops every stream mid-way is ejected; streams read to their end are
+// successes.
+func TestStreamCutEjects(t *testing.T) {
+	drop, _ := startSim(t, map[string]string{"drop-rate": "1", "itl": "1ms"})
+	good, _ := startSim(t, map[string]string{"itl": "1ms"})
+	g := startGateway(t, `
+listen: 127.0.0.1:0
+server: {watch_interval: 0s}
+admin: {listen: 127.0.0.1:0, insecure: true}
+backends:
+  - {name: drop, url: "`+drop+`", health: {failure_threshold: 2, cooldown: 1m}}
+  - {name: good, url: "`+good+`", health: {failure_threshold: 2, cooldown: 1m}}
+models:
+  - {name: sim-chat, targets: [{backend: drop}, {backend: good}]}
+`)
+	admin := adminOf(t, g)
+	const stream = `{"model":"sim-chat","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"stream":true}`
+	for range 6 {
+		post(t, g.url+"/v1/chat/completions", stream)
+	}
+	waitFor(t, "drop ejected", 2*time.Second, func() bool { return breakerOf(t, admin, "drop")["state"] == "open" })
+	if b := breakerOf(t, admin, "good"); b["state"] != "closed" || b["consecutive_failures"] != 0.0 {
+		t.Fatalf("good: %v; want closed without failures", b)
+	}
+}

@@ -84,11 +84,14 @@ func (p *proxy) Handle(x *Exchange) error {
 			// Every attempt's outcome reaches the upstream's breaker: a
 			// success or a failure, or no verdict (the client left, the
 			// route's timeout, a 429, no free connection), which only frees
-			// the slot, a half-open probe's included, through Release.
+			// the slot, a half-open probe's included, through Release. A
+			// stream's verdict comes at its end (upstreamSource.verdict).
 			// Transitions are logged and counted by the generation's
 			// OnTransition.
 			if err == nil {
-				t.Upstream.ReportSuccess(time.Now())
+				if !x.Streaming {
+					t.Upstream.ReportSuccess(time.Now())
+				}
 				return nil
 			}
 			if !err.retry {

@@ -47,6 +47,7 @@ type upstreamSource struct {
 	slot   *router.Upstream
 	tokens int  // the prompt tokens counted on slot (Upstream.AddTokens)
 	first  bool // an event has been read (its time is the TTFT)
+	judged bool // the stream's outcome went to slot's breaker (verdict)
 	// usageEvent: the last event carried the call's usage (now in x.Usage).
 	usageEvent bool
 }
@@ -54,7 +55,7 @@ type upstreamSource struct {
 var _ EventSource = (*upstreamSource)(nil)
 
 func (u *upstreamSource) open(stream *backends.Stream, r io.Reader, slot *router.Upstream, tokens int) {
-	u.stream, u.slot, u.tokens, u.first = stream, slot, tokens, false
+	u.stream, u.slot, u.tokens, u.first, u.judged = stream, slot, tokens, false, false
 	if u.events == nil {
 		u.events = sse.NewReader(r, maxStreamEvent)
 	} else {
@@ -68,6 +69,7 @@ func (u *upstreamSource) open(stream *backends.Stream, r io.Reader, slot *router
 func (u *upstreamSource) Next() (data, raw []byte, err error) {
 	data, raw, err = u.events.Next()
 	if err != nil {
+		u.verdict(err)
 		return data, raw, err
 	}
 	if !u.first {
@@ -89,6 +91,25 @@ func (u *upstreamSource) Next() (data, raw []byte, err error) {
 var responseCompleted, responseIncomplete = []byte(`"response.completed"`), []byte(`"response.incomplete"`)
 
 func (u *upstreamSource) Buffered() bool { return u.events.Buffered() }
+
+// verdict reports how the stream ended to its upstream's circuit breaker,
+// once: read to its end, a success; cut by the upstream (a lost connection,
+// the backend's idle or total timeout), a failure. A stream the client
+// left, that the route's timeout cut, or that is closed before its end
+// (a stage or an observer stopped it) gives no verdict; neither does one
+// pinned to the backend that stores its object, as for its other requests.
+func (u *upstreamSource) verdict(err error) {
+	if u.judged || u.slot == nil || u.x.pin != nil {
+		return
+	}
+	u.judged = true
+	switch {
+	case err == io.EOF:
+		u.slot.ReportSuccess(time.Now())
+	case u.x.ctx.Err() == nil:
+		u.slot.ReportFailure(time.Now())
+	}
+}
 
 // Close ends the stream: one read to its end gives its connection back to
 // the pool, any other is closed, which stops the upstream's generation.
