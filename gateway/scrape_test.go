@@ -134,7 +134,7 @@ backends:
     metrics: {interval: 20ms, timeout: 50ms}
 models:
   - name: m
-    strategy: least_outstanding
+    strategy: inference_aware   # its only target stale: saturated, and the pool fails open
     targets: [{backend: flaky}]
 `, &log)
 	admin := g.serveAdmin(t)
