@@ -1,7 +1,8 @@
 // Package backends holds the upstream clients of the gateway: pooled
 // keep-alive connections to OpenAI-compatible model servers, the timeouts of
 // a call (connect, time to first byte, idle gap between stream events, total),
-// cancellation of a call from another goroutine, and active health checks.
+// cancellation of a call from another goroutine, active health checks, and
+// the scraping of each backend's metrics page into its load (scrape.go).
 // Decisions (which target, retry or not) belong to package router; this
 // package only does the I/O.
 package backends

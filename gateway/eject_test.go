@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,5 +308,54 @@ models:
 	waitFor(t, "drop ejected", 2*time.Second, func() bool { return breakerOf(t, admin, "drop")["state"] == "open" })
 	if b := breakerOf(t, admin, "good"); b["state"] != "closed" || b["consecutive_failures"] != 0.0 {
 		t.Fatalf("good: %v; want closed without failures", b)
+	}
+}
+
+// TestBreakerSurvivesReload: a reload keeps an ejected backend out, with its
+// cool-down, back-off and counts (the breaker lives in the backend's state,
+// kept across generations), even when its health settings change.
+func TestBreakerSurvivesReload(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	bad := flakyBackend(t, &failing)
+	good, _ := startSim(t, nil)
+	cfg := func(maxCooldown string) string {
+		return `
+listen: 127.0.0.1:0
+server: {watch_interval: 0s}
+admin: {listen: 127.0.0.1:0, insecure: true}
+backends:
+  - {name: bad, url: "` + bad + `", health: {failure_threshold: 1, cooldown: 1m, max_cooldown: ` + maxCooldown + `}}
+  - {name: good, url: "` + good + `"}
+models:
+  - {name: sim-chat, targets: [{backend: bad}, {backend: good}], retry: {attempts: 2, min_per_second: 100}}
+`
+	}
+	g := startGateway(t, cfg("5m"))
+	admin := adminOf(t, g)
+	for range 2 {
+		post(t, g.url+"/v1/chat/completions", faultyChat)
+	}
+	before := breakerOf(t, admin, "bad")
+	if before["state"] != "open" {
+		t.Fatalf("bad before the reload: %v; want open", before)
+	}
+	if err := os.WriteFile(g.path, []byte(cfg("10m")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.srv.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	after := breakerOf(t, admin, "bad")
+	for _, k := range []string{"state", "until", "cooldown", "ejections", "reason"} {
+		if after[k] != before[k] {
+			t.Errorf("breaker %s after the reload: %v; before %v", k, after[k], before[k])
+		}
+	}
+	failing.Store(false)
+	for range 4 { // the ejected backend gets nothing
+		if code, hdr, b := post(t, g.url+"/v1/chat/completions", faultyChat); code != 200 || hdr.Get("X-Switchyard-Backend") == "bad" {
+			t.Fatalf("after the reload: %d from %q %s; want 200 from good", code, hdr.Get("X-Switchyard-Backend"), b)
+		}
 	}
 }
