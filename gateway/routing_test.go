@@ -7,7 +7,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"switchyard/internal/gwtest"
 )
@@ -125,5 +127,73 @@ func TestConsistentHashByHeader(t *testing.T) {
 	}
 	if len(seen) < 3 {
 		t.Errorf("24 sessions on %d of 4 backends", len(seen))
+	}
+}
+
+// TestSaturatedPoolShedsSheddable: when every backend of an inference_aware
+// pool reports, in its scraped metrics, a queue over the saturation bound,
+// a sheddable key's request is refused at once with a 503, while a
+// standard key's request is still served.
+func TestSaturatedPoolShedsSheddable(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("listen: 127.0.0.1:0\nserver: {watch_interval: 0s}\nlog: {level: warn}\nbackends:\n")
+	for i := range 2 {
+		// One sequence at a time, 25 ms a token: two requests of 40 tokens
+		// keep one running and one waiting for a second.
+		fmt.Fprintf(&b, "  - {name: gpu%d, kind: sim, sim: {model: sim-chat, profile: small, max-num-seqs: 1, itl: 25ms}, metrics: {interval: 20ms}}\n", i)
+	}
+	fmt.Fprintf(&b, `models:
+  - name: sim-chat
+    strategy: inference_aware
+    routing: {saturation: {queue: 1}}
+    targets: [{backend: gpu0}, {backend: gpu1}]
+keys:
+  - {id: batch, sha256: %q, priority: sheddable}
+  - {id: app, sha256: %q}
+`, keyHash("sk-batch"), keyHash("sk-app"))
+	g := gwtest.Start(t, b.String())
+	send := func(key string, maxTokens int) (int, string) {
+		body := fmt.Sprintf(`{"model":"sim-chat","max_tokens":%d,"messages":[{"role":"user","content":"hello"}]}`, maxTokens)
+		req, _ := http.NewRequest("POST", g.URL+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("content-type", "application/json")
+		req.Header.Set("authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	if code, body := send("sk-batch", 1); code != 200 {
+		t.Fatalf("idle pool: sheddable request got %d %s", code, body)
+	}
+	// Four long requests: each backend runs one and queues one.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code, body := send("sk-app", 40); code != 200 {
+				t.Errorf("background request: %d %s", code, body)
+			}
+		}()
+	}
+	defer wg.Wait()
+	pool := g.Srv.Current().Router.Pools()[0]
+	deadline := time.Now().Add(5 * time.Second)
+	for !pool.Saturated(time.Now().UnixNano()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pool never reported saturated")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, body := send("sk-batch", 1)
+	if code != 503 || !strings.Contains(body, "saturated") {
+		t.Fatalf("saturated pool: sheddable request got %d %s, want 503", code, body)
+	}
+	if code, body := send("sk-app", 1); code != 200 {
+		t.Fatalf("saturated pool: standard request got %d %s, want it served", code, body)
 	}
 }
