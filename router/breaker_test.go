@@ -13,7 +13,7 @@ import (
 // settings and the others with FailureThreshold 1 and a 1s cool-down, in
 // one round-robin pool "p". Transitions of every upstream are appended to
 // *log as "name from->to reason".
-func breakerPool(t *testing.T, a UpstreamSpec, n int, log *[]string) (*Router, *Pool) {
+func breakerPool(t testing.TB, a UpstreamSpec, n int, log *[]string) (*Router, *Pool) {
 	t.Helper()
 	a.Name = "a"
 	spec := Spec{Upstreams: []UpstreamSpec{a}, Pools: []PoolSpec{{Name: "p"}}}
