@@ -3,10 +3,13 @@
 // config and (when installed) nginx as separate processes on loopback, drives
 // them with the load generator in process, and writes BENCHMARKS.md: latency
 // added over the direct path at several rates, closed-loop throughput, CPU
-// per request and resident memory, checked against DESIGN.md's budget.
+// per request and resident memory, checked against DESIGN.md's budget, and
+// the pool strategies compared on a heterogeneous pool of simulators with
+// the multi-tenant shared-prefix load (the Routing section).
 //
-//	go run ./loadtest/bench            # full run, about 16 minutes
+//	go run ./loadtest/bench            # full run, about 22 minutes
 //	go run ./loadtest/bench --quick    # smoke run, well under 2 minutes, stdout only
+//	go run ./loadtest/bench --routing  # the Routing section alone, about 6 minutes, in place
 //
 // See loadtest/bench/README.md.
 package main
@@ -77,8 +80,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
 	}
-	if o.render != "" && !o.routing {
-		if err := rerender(o, stdout, stderr); err != nil {
+	if o.render != "" {
+		render := rerender
+		if o.routing {
+			render = rerenderRouting
+		}
+		if err := render(o, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 1
 		}
@@ -116,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.streamTokens, "stream-tokens", 100, "tokens per stream of the memory point")
 	fs.StringVar(&o.out, "out", "", "markdown output file (default: BENCHMARKS.md at the module root; none with --quick)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the raw results as JSON to this file")
-	fs.StringVar(&o.render, "render", "", "only re-render the markdown from a results file written by --json (no run)")
+	fs.StringVar(&o.render, "render", "", "only re-render the markdown from a results file written by --json (no run); with --routing, only the Routing section")
 	fs.BoolVar(&o.micro, "micro", true, "also run the stages' Go benchmarks (go test -bench; about 3 minutes)")
 	fs.BoolVar(&o.addMicro, "add-micro", false, "with --render: run the stages' Go benchmarks now and add them to the results file before rendering")
 	fs.StringVar(&o.bin, "bin", "", "use this switchyard binary instead of building one")
@@ -125,7 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs and logs) and print its path")
 	rs := defaultRoutingSetup()
 	fs.BoolVar(&o.routing, "routing", false, "run only the routing comparison and re-render the Routing section of --out (default BENCHMARKS.md) in place, and its plot")
-	fs.BoolVar(&o.withRouting, "with-routing", true, "the full run also runs the routing comparison (about 5 minutes)")
+	fs.BoolVar(&o.withRouting, "with-routing", true, "the full run also runs the routing comparison (about 6 minutes)")
 	strategies := fs.String("routing-strategies", strings.Join(rs.Strategies, ","), "routing: the pool strategies compared, comma-separated")
 	routingRates := fs.String("routing-rates", joinRates(rs.Rates), "routing: rates of the shared-prefix load, req/s")
 	controlRates := fs.String("routing-control-rates", joinRates(rs.ControlRates), "routing: rates of the control load (random prompts); empty: none")

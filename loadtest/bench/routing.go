@@ -473,6 +473,40 @@ func benchRouting(ctx context.Context, o options, args []string, stdout, stderr 
 	return outputRouting(rr, o.out, stdout, stderr)
 }
 
+// rerenderRouting is --routing --render FILE: the Routing section again
+// from a results file, the comparison's own (--routing --json) or a full
+// run's (its "routing"), without running anything.
+func rerenderRouting(o options, stdout, stderr io.Writer) error {
+	b, err := os.ReadFile(o.render)
+	if err != nil {
+		return err
+	}
+	var wrap struct {
+		Routing *RoutingResults `json:"routing"`
+	}
+	if err := json.Unmarshal(b, &wrap); err != nil {
+		return fmt.Errorf("reading results %s: %w", o.render, err)
+	}
+	rr := wrap.Routing
+	if rr == nil {
+		rr = new(RoutingResults)
+		if err := json.Unmarshal(b, rr); err != nil {
+			return fmt.Errorf("reading results %s: %w", o.render, err)
+		}
+	}
+	if len(rr.Points) == 0 {
+		return fmt.Errorf("results %s: no routing points", o.render)
+	}
+	if o.out == "" && !o.quick {
+		root, err := moduleRoot()
+		if err != nil {
+			return err
+		}
+		o.out = filepath.Join(root, "BENCHMARKS.md")
+	}
+	return outputRouting(rr, o.out, stdout, stderr)
+}
+
 // outputRouting prints rr's section, splices it into out (which must exist:
 // the rest of the file comes from the full run) and writes the plot.
 func outputRouting(rr *RoutingResults, out string, stdout, stderr io.Writer) error {

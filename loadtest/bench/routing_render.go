@@ -366,7 +366,7 @@ func RoutingSVG(r *RoutingResults) string {
 	if len(s.ControlRates) > 0 {
 		ly := top + 10 + 20*len(s.Strategies) + 10
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="8" height="8" fill="#ffffff" stroke="#555555" stroke-width="2"/>`+"\n", w-right+20, ly-4)
-		fmt.Fprintf(&b, `<text x="%d" y="%d">control (no shared prefix)</text>`+"\n", w-right+42, ly+4)
+		fmt.Fprintf(&b, `<text x="%d" y="%d">control (no prefix)</text>`+"\n", w-right+42, ly+4)
 	}
 	b.WriteString("</svg>\n")
 	return b.String()

@@ -402,3 +402,50 @@ func TestRoutingJSONRoundTrip(t *testing.T) {
 		t.Errorf("re-rendered markdown differs:\n%s", got.String())
 	}
 }
+
+// --routing --render re-renders the section from the comparison's own
+// results file and from a full run's, without running anything.
+func TestRerenderRouting(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "B.md")
+	r := fixtureRouting(true)
+	var want strings.Builder
+	renderRouting(&want, r)
+	own, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := json.Marshal(&Results{Routing: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"own": own, "full": full, "empty": []byte(`{"points": []}`)} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(out, []byte("# B\n\n## Budget\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, name+".json")
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"--routing", "--render", path, "--out", out}, &stdout, &stderr)
+			if name == "empty" {
+				if code == 0 || !strings.Contains(stderr.String(), "no routing points") {
+					t.Errorf("empty results: exit %d, %s", code, stderr.String())
+				}
+				return
+			}
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			if stdout.String() != want.String() {
+				t.Errorf("section differs:\n%s", stdout.String())
+			}
+			got, _ := os.ReadFile(out)
+			if !strings.Contains(string(got), want.String()+"\n## Budget") {
+				t.Errorf("file:\n%s", got)
+			}
+		})
+	}
+}
