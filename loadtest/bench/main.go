@@ -143,6 +143,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&rs.Tenants, "routing-tenants", rs.Tenants, "routing: tenants of the shared-prefix load")
 	fs.IntVar(&rs.ContextWords, "routing-context-words", rs.ContextWords, "routing: words of each tenant's context (about 1.5 simulator tokens each)")
 	fs.IntVar(&rs.KVBlocks, "routing-kv-blocks", rs.KVBlocks, "routing: KV cache blocks of each simulator (16 tokens each)")
+	fs.DurationVar(&rs.Scrape, "routing-scrape", rs.Scrape, "routing: how often each gateway scrapes its simulators' /metrics (0: not at all)")
 	fs.StringVar(&rs.PoolYAML, "routing-pool-yaml", "", "routing: YAML added to every strategy's pool, e.g. 'routing: {weights: {prefix: 5}}' (strategies ignore what they do not read)")
 	fs.IntVar(&rs.OutputTokens, "routing-output-tokens", rs.OutputTokens, "routing: output tokens of every request")
 	fs.IntVar(&rs.MaxNumSeqs, "routing-max-num-seqs", rs.MaxNumSeqs, "routing: sequences running at once on each simulator")

@@ -64,6 +64,10 @@ type RoutingSetup struct {
 	Duration     time.Duration `json:"duration"`
 	Warmup       time.Duration `json:"warmup"`
 	Repeats      int           `json:"repeats"`
+	// Scrape is how often the gateway scrapes each simulator's /metrics
+	// (vLLM names), the queues and KV-cache use inference_aware scores on;
+	// every strategy's gateway scrapes alike. 0: no scraping.
+	Scrape time.Duration `json:"scrape,omitempty"`
 	// PoolYAML is added to every strategy's pool as given (flow-style YAML
 	// mapping entries, e.g. `routing: {session: {by: user}}`), to tune a
 	// strategy; the strategies that do not read a key ignore it. Empty:
@@ -94,6 +98,7 @@ func defaultRoutingSetup() RoutingSetup {
 		Duration:            4 * time.Second,
 		Warmup:              3 * time.Second,
 		Repeats:             3,
+		Scrape:              100 * time.Millisecond,
 	}
 }
 
@@ -131,6 +136,9 @@ func (s RoutingSetup) validate() error {
 	}
 	if s.Duration <= 0 || s.Warmup < 0 {
 		bad("--routing-duration %v must be positive, --routing-warmup %v not negative", s.Duration, s.Warmup)
+	}
+	if s.Scrape < 0 || (s.Scrape > 0 && s.Scrape < 10*time.Millisecond) {
+		bad("--routing-scrape %v: 0 (off) or at least 10ms", s.Scrape)
 	}
 	if s.Repeats < 1 || s.Repeats > 20 {
 		bad("--routing-repeats %d: want 1 to 20", s.Repeats)
@@ -214,8 +222,8 @@ backends:
       itl: %s
       itl-per-seq: %s
       seed: %q
-`, i, routingModel, strconv.FormatFloat(speed*s.TimeScale, 'g', -1, 64), strconv.Itoa(s.KVBlocks), strconv.Itoa(s.BlockSize),
-			strconv.Itoa(s.MaxNumSeqs), s.PrefillPerToken, s.ITL, s.ITLPerSeq, strconv.Itoa(i+1))
+%s`, i, routingModel, strconv.FormatFloat(speed*s.TimeScale, 'g', -1, 64), strconv.Itoa(s.KVBlocks), strconv.Itoa(s.BlockSize),
+			strconv.Itoa(s.MaxNumSeqs), s.PrefillPerToken, s.ITL, s.ITLPerSeq, strconv.Itoa(i+1), scrapeYAML(s.Scrape))
 	}
 	fmt.Fprintf(&b, `models:
   - name: %s
@@ -233,6 +241,14 @@ backends:
 		fmt.Fprintf(&b, "      - backend: sim-%d\n", i)
 	}
 	return b.String()
+}
+
+// scrapeYAML is a backend's metrics block, or nothing.
+func scrapeYAML(every time.Duration) string {
+	if every <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("    metrics:\n      path: /metrics\n      interval: %s\n      kind: vllm\n", every)
 }
 
 // RoutingResults are the routing comparison's outcome; BENCHMARKS.md's

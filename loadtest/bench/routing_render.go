@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The markers around BENCHMARKS.md's Routing section: --routing replaces
@@ -45,9 +46,9 @@ func renderRouting(b *strings.Builder, r *RoutingResults) {
 	fmt.Fprintf(b, "- Date: %s (the comparison took %s)\n", r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Elapsed.Round(1e9))
 	fmt.Fprintf(b, "- Command: `%s`\n", r.Command)
 	fmt.Fprintf(b, "- Pinning: %s\n", r.Pinning)
-	fmt.Fprintf(b, "- Pool: one gateway per strategy, each with %d simulators embedded (backend kind `sim`) in one pool `%s`; speeds %s, times %g (simulated time runs %gx faster, so every time below is 1/%g of the unscaled simulator's); prefix caching on; %d KV blocks of %d tokens each (%d tokens); max-num-seqs %d; prefill %s per uncached token; ITL %s + %s per running sequence (before the time scale); no retries\n",
+	fmt.Fprintf(b, "- Pool: one gateway per strategy, each with %d simulators embedded (backend kind `sim`) in one pool `%s`; speeds %s, times %g (simulated time runs %gx faster, so every time below is 1/%g of the unscaled simulator's); prefix caching on; %d KV blocks of %d tokens each (%d tokens); max-num-seqs %d; prefill %s per uncached token; ITL %s + %s per running sequence (before the time scale); no retries; %s\n",
 		len(s.Speeds), routingModel, joinFloats(s.Speeds), s.TimeScale, s.TimeScale, s.TimeScale,
-		s.KVBlocks, s.BlockSize, s.KVBlocks*s.BlockSize, s.MaxNumSeqs, s.PrefillPerToken, s.ITL, s.ITLPerSeq)
+		s.KVBlocks, s.BlockSize, s.KVBlocks*s.BlockSize, s.MaxNumSeqs, s.PrefillPerToken, s.ITL, s.ITLPerSeq, scrapeText(s.Scrape))
 	if strings.TrimSpace(s.PoolYAML) != "" {
 		fmt.Fprintf(b, "- Pool settings added to every strategy's pool: `%s`\n", strings.Join(strings.Fields(s.PoolYAML), " "))
 	}
@@ -184,6 +185,13 @@ func routingRatios(b *strings.Builder, r *RoutingResults, scenario string, rates
 		}
 	}
 	fmt.Fprintf(b, "\n")
+}
+
+func scrapeText(every time.Duration) string {
+	if every <= 0 {
+		return "the simulators' metrics not scraped"
+	}
+	return fmt.Sprintf("the simulators' /metrics scraped every %s by every gateway", every)
 }
 
 func ratioText(v float64) string {

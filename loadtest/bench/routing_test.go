@@ -96,6 +96,9 @@ func TestRoutingConfigValid(t *testing.T) {
 				if b.Kind != config.KindSim {
 					t.Errorf("backend %d kind %q, want sim", i, b.Kind)
 				}
+				if b.Metrics == nil || b.Metrics.Path != "/metrics" || time.Duration(b.Metrics.Interval) != 100*time.Millisecond {
+					t.Errorf("backend %d metrics %+v, want /metrics scraped every 100ms", i, b.Metrics)
+				}
 				for k, want := range map[string]string{
 					"speed": wantSpeeds[i], "kv-blocks": "1200", "block-size": "16", "prefix-caching": "true",
 					"max-num-seqs": "64", "model": routingModel, "prefill-per-token": "50us", "itl": "10ms",
@@ -106,6 +109,14 @@ func TestRoutingConfigValid(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Without scraping there is no metrics block.
+	noScrape := s
+	noScrape.Scrape = 0
+	if cfg, err := config.Parse([]byte(routingConfig(noScrape, config.StrategyRoundRobin, "127.0.0.1:1")), "r.yaml"); err != nil {
+		t.Errorf("--routing-scrape 0: %v", err)
+	} else if cfg.Backends[0].Metrics != nil {
+		t.Errorf("--routing-scrape 0: metrics %+v, want none", cfg.Backends[0].Metrics)
 	}
 	// Extra pool settings land in the pool, before its targets.
 	s.PoolYAML = "fallbacks: []\nlimits: {rpm: 100000}\n"
@@ -157,6 +168,8 @@ func TestRoutingSetupValidate(t *testing.T) {
 		{"repeats", func(s *RoutingSetup) { s.Repeats = 0 }, "--routing-repeats 0"},
 		{"no rates", func(s *RoutingSetup) { s.Rates = nil }, "--routing-rates"},
 		{"bad question", func(s *RoutingSetup) { s.QuestionTokens = "zipf:1" }, "routing shared load"},
+		{"scrape", func(s *RoutingSetup) { s.Scrape = time.Millisecond }, "--routing-scrape 1ms"},
+		{"ok no scrape", func(s *RoutingSetup) { s.Scrape = 0 }, ""},
 		{"huge contexts", func(s *RoutingSetup) { s.Tenants = 5000; s.ContextWords = 5000 }, "tokens of contexts"},
 	}
 	for _, tc := range tests {
