@@ -32,6 +32,8 @@ var microBenches = []struct{ pkg, pattern, benchtime string }{
 	{"./internal/embed", "^BenchmarkEmbedInto", "20000x"},
 	{"./policy", "^BenchmarkDecision1KB$", "1000x"},
 	{"./policy/detect", "^BenchmarkDetect$", "2000x"},
+	{"./router", "^Benchmark(InferenceAwarePick|PrefixHashes|ReportSuccess)$", "200000x"},
+	{"./plugins/guard", "^BenchmarkWindow$", "20x"},
 }
 
 // runMicro runs the stage benchmarks in root and returns their figures.
