@@ -280,7 +280,7 @@ func strategyColor(i int, st string) string {
 func RoutingSVG(r *RoutingResults) string {
 	const (
 		w, h                     = 720, 420
-		left, right, top, bottom = 70, 200, 50, 60
+		left, right, top, bottom = 90, 200, 50, 60
 	)
 	pw, ph := float64(w-left-right), float64(h-top-bottom)
 	s := r.Setup
