@@ -479,26 +479,40 @@ func (e *env) startNginx(ctx context.Context, path, upstream string) (*proc, str
 	return p, addr, waitReady(ctx, p, "http://"+addr+"/v1/models")
 }
 
-func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
-	began := time.Now()
-	root, err := moduleRoot()
+// newEnv finds the module root, defaults o.out to its BENCHMARKS.md
+// (not with --quick), and makes the run's temp dir and environment;
+// cleanup stops the processes started and removes the dir (unless --keep).
+func newEnv(o *options, stderr io.Writer) (e *env, root string, cleanup func(), err error) {
+	root, err = moduleRoot()
 	if err != nil {
-		return err
+		return nil, "", nil, err
 	}
 	if o.out == "" && !o.quick {
 		o.out = filepath.Join(root, "BENCHMARKS.md")
 	}
 	dir, err := os.MkdirTemp("", "switchyard-bench-")
 	if err != nil {
-		return err
+		return nil, "", nil, err
 	}
 	if o.keep {
 		fmt.Fprintf(stderr, "bench: keeping configs and logs in %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
 	}
-	e := &env{o: o, dir: dir, ps: &procs{}, hz: ClockTicks(), log: stderr}
-	defer e.ps.stopAll()
+	e = &env{o: *o, dir: dir, ps: &procs{}, hz: ClockTicks(), log: stderr}
+	return e, root, func() {
+		e.ps.stopAll()
+		if !o.keep {
+			os.RemoveAll(dir)
+		}
+	}, nil
+}
+
+func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
+	began := time.Now()
+	e, root, cleanup, err := newEnv(&o, stderr)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 
 	res := &Results{
 		Date:       began,
@@ -657,7 +671,7 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		}
 	}
 	if st.ng != nil {
-		if b, err := os.ReadFile(filepath.Join(dir, "nginx", "error.log")); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		if b, err := os.ReadFile(filepath.Join(e.dir, "nginx", "error.log")); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 			res.Notes = append(res.Notes, fmt.Sprintf("nginx's error log: `%s`", oneLine(string(b), 300)))
 		}
 	}

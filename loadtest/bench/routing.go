@@ -446,24 +446,11 @@ func routingSample(rep *loadtest.Report) RoutingSample {
 // re-rendered in place in o.out (BENCHMARKS.md by default) and its plot
 // written next to it.
 func benchRouting(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
-	root, err := moduleRoot()
+	e, root, cleanup, err := newEnv(&o, stderr)
 	if err != nil {
 		return err
 	}
-	if o.out == "" && !o.quick {
-		o.out = filepath.Join(root, "BENCHMARKS.md")
-	}
-	dir, err := os.MkdirTemp("", "switchyard-bench-")
-	if err != nil {
-		return err
-	}
-	if o.keep {
-		fmt.Fprintf(stderr, "bench: keeping configs and logs in %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	e := &env{o: o, dir: dir, ps: &procs{}, hz: ClockTicks(), log: stderr}
-	defer e.ps.stopAll()
+	defer cleanup()
 	pinning, err := e.pin()
 	if err != nil {
 		return err
