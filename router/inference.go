@@ -174,29 +174,46 @@ func (b *inferenceAware) Pick(p *Pool, req *Request, avoid *Target, clk Clock) *
 // figures fills f for upstream u.
 func (b *inferenceAware) figures(f *figures, u *Upstream, chain []uint64, clk *Clock) {
 	s := &u.st.load
-	inflight := u.Inflight()
-	f.queue, f.kv = float64(inflight), -1
+	f.queue, f.kv = float64(u.Inflight()), -1
 	f.tokens = float64(s.tokens.Load())
 	f.ttft = math.Float64frombits(s.ttft.Load())
-	if u.MetricsStale > 0 {
-		at := s.at.Load()
-		if at == 0 || clk.UnixNano()-at > int64(u.MetricsStale) {
-			// Stale or never scraped: saturated, and scored on the
-			// gateway's own in-flight count.
-			f.saturated = true
-		} else {
-			since := max(0, inflight-s.inflightAt.Load())
-			f.queue = math.Float64frombits(s.waiting.Load()) + float64(since)
-			f.kv = math.Float64frombits(s.kv.Load())
-			f.saturated = b.spec.SaturatedQueue > 0 && f.queue >= b.spec.SaturatedQueue ||
-				b.spec.SaturatedKV > 0 && f.kv >= b.spec.SaturatedKV
-		}
+	if q, kv, ok := u.freshLoad(clk); ok {
+		f.queue, f.kv = q, kv
+		f.saturated = b.spec.saturated(q, kv)
+	} else if u.MetricsStale > 0 {
+		// Stale or never scraped: saturated, and scored on the gateway's
+		// own in-flight count.
+		f.saturated = true
 	}
 	if len(chain) > 0 {
 		if x := s.prefix.Load(); x != nil {
 			f.prefix = x.match(chain)
 		}
 	}
+}
+
+// freshLoad returns u's queue (the scraped waiting requests plus those the
+// gateway sent since that scrape) and KV-cache use, from a scrape no older
+// than MetricsStale at clk; ok is false when u is not scraped or its last
+// scrape is stale. The clock is read only when u is scraped.
+func (u *Upstream) freshLoad(clk *Clock) (queue, kv float64, ok bool) {
+	if u.MetricsStale <= 0 {
+		return 0, 0, false
+	}
+	s := &u.st.load
+	at := s.at.Load()
+	if at == 0 || clk.UnixNano()-at > int64(u.MetricsStale) {
+		return 0, 0, false
+	}
+	queue = math.Float64frombits(s.waiting.Load()) + float64(max(0, u.Inflight()-s.inflightAt.Load()))
+	return queue, math.Float64frombits(s.kv.Load()), true
+}
+
+// saturated reports whether a queue or KV use is at or over the spec's
+// bounds.
+func (spec *BalanceSpec) saturated(queue, kv float64) bool {
+	return spec.SaturatedQueue > 0 && queue >= spec.SaturatedQueue ||
+		spec.SaturatedKV > 0 && kv >= spec.SaturatedKV
 }
 
 // score fills score with the weighted sum of the scorers for the usable
@@ -284,20 +301,14 @@ func (p *Pool) Saturated(now int64) bool {
 	if spec.SaturatedQueue <= 0 && spec.SaturatedKV <= 0 {
 		return false
 	}
+	clk := Clock{now: now, set: true}
 	any := false
 	for _, t := range p.Targets {
 		if !p.serves(t) {
 			continue
 		}
-		u := t.Upstream
-		s := &u.st.load
-		at := s.at.Load()
-		if u.MetricsStale <= 0 || at == 0 || now-at > int64(u.MetricsStale) {
-			return false
-		}
-		q := math.Float64frombits(s.waiting.Load()) + float64(max(0, u.Inflight()-s.inflightAt.Load()))
-		kv := math.Float64frombits(s.kv.Load())
-		if !(spec.SaturatedQueue > 0 && q >= spec.SaturatedQueue || spec.SaturatedKV > 0 && kv >= spec.SaturatedKV) {
+		q, kv, ok := t.Upstream.freshLoad(&clk)
+		if !ok || !spec.saturated(q, kv) {
 			return false
 		}
 		any = true
