@@ -454,10 +454,13 @@ func readAllLimited(r io.Reader, limit int64) ([]byte, error) {
 // (responses, embeddings), whose leading bytes are the same for requests
 // that share a system prompt or a conversation's start; nil when none.
 func promptOf(x *Exchange) []byte {
-	for _, k := range [...]string{"messages", "prompt", "input"} {
-		if v, ok := jsonscan.Lookup(x.Body, k); ok {
-			return v
-		}
+	key := "messages"
+	switch x.Op {
+	case OpCompletions:
+		key = "prompt"
+	case OpEmbeddings, OpResponses:
+		key = "input"
 	}
-	return nil
+	v, _ := jsonscan.Lookup(x.Body, key)
+	return v
 }

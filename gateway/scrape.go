@@ -61,11 +61,9 @@ func (m *Metrics) watchLoads(s *Server) {
 			continue
 		}
 		report := func() (router.Load, time.Time, bool) {
-			for _, u := range s.gen.Load().Router.Upstreams() {
-				if u.Name == name {
-					l, at := u.LoadReport()
-					return l, at, true
-				}
+			if u := s.gen.Load().Router.Upstream(name); u != nil {
+				l, at := u.LoadReport()
+				return l, at, true
 			}
 			return router.Load{}, time.Time{}, false
 		}
