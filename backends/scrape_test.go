@@ -205,7 +205,8 @@ func TestScrapeFailures(t *testing.T) {
 			failed := res.failed.Load()
 			waitUntil(t, "two failed scrapes", 5*time.Second, func() bool { return res.failed.Load() >= failed+2 })
 			_, at := u.LoadReport()
-			time.Sleep(60 * time.Millisecond)
+			failed = res.failed.Load()
+			waitUntil(t, "two more failed scrapes", 5*time.Second, func() bool { return res.failed.Load() >= failed+2 })
 			if _, at2 := u.LoadReport(); !at2.Equal(at) {
 				t.Errorf("a failing scrape recorded a load (at %v, then %v)", at, at2)
 			}
@@ -250,7 +251,12 @@ func TestScrapeFailures(t *testing.T) {
 // returns at once, and leaves no goroutine behind.
 func TestScrapersClose(t *testing.T) {
 	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -266,7 +272,11 @@ func TestScrapersClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	select { // a scrape is in flight
+	case <-entered:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no scrape reached the server")
+	}
 	start := time.Now()
 	sc.Close()
 	if d := time.Since(start); d > 500*time.Millisecond {
