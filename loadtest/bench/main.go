@@ -702,17 +702,27 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 	res.Elapsed = time.Since(began)
 	res.Notes = append(res.Notes, noiseNotes(res)...)
 
-	if o.jsonOut != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("writing %s: %w", o.jsonOut, err)
-		}
-		fmt.Fprintf(stderr, "bench: wrote %s\n", o.jsonOut)
+	if err := writeJSON(o.jsonOut, res, stderr); err != nil {
+		return err
 	}
 	return output(res, o.out, stdout, stderr)
+}
+
+// writeJSON writes v, indented, to path (--json); nothing when path is
+// empty.
+func writeJSON(path string, v any, stderr io.Writer) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	fmt.Fprintf(stderr, "bench: wrote %s\n", path)
+	return nil
 }
 
 // output writes the markdown to stdout and, when out is set, to out.

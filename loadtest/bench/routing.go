@@ -463,15 +463,8 @@ func benchRouting(ctx context.Context, o options, args []string, stdout, stderr 
 		return err
 	}
 	rr.Pinning = routingPinning(e, pinning)
-	if o.jsonOut != "" {
-		b, err := json.MarshalIndent(rr, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("writing %s: %w", o.jsonOut, err)
-		}
-		fmt.Fprintf(stderr, "bench: wrote %s\n", o.jsonOut)
+	if err := writeJSON(o.jsonOut, rr, stderr); err != nil {
+		return err
 	}
 	return outputRouting(rr, o.out, stdout, stderr)
 }
