@@ -284,21 +284,9 @@ func RoutingSVG(r *RoutingResults) string {
 	)
 	pw, ph := float64(w-left-right), float64(h-top-bottom)
 	s := r.Setup
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, p := range r.Points {
-		if len(p.Samples) == 0 {
-			continue
-		}
-		if v := p.Agg().TTFTP90; v > 0 {
-			lo, hi = math.Min(lo, v), math.Max(hi, v)
-		}
-	}
-	if math.IsInf(lo, 1) {
-		lo, hi = 1, 10
-	}
-	dLo, dHi := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
-	if dHi <= dLo {
-		dHi = dLo + 1
+	dLo, dHi, ok := p90Decades(r)
+	if !ok {
+		dLo, dHi = 0, 1 // 1 to 10 ms
 	}
 	y := func(v float64) float64 { return float64(top) + ph*(1-(math.Log10(v)-dLo)/(dHi-dLo)) }
 	// The rates, shared and control merged, evenly spaced.
@@ -392,12 +380,11 @@ func xmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
 }
 
-// routingASCII is the plot as text: one bar per strategy and rate, its
-// length on a log scale of TTFT p90.
-func routingASCII(r *RoutingResults) string {
-	const width = 40
-	s := r.Setup
-	lo, hi := math.Inf(1), math.Inf(-1)
+// p90Decades returns the powers of ten around the points' TTFT p90s (at
+// least one decade apart), the plots' log scale; ok is false when no point
+// has one.
+func p90Decades(r *RoutingResults) (lo, hi float64, ok bool) {
+	lo, hi = math.Inf(1), math.Inf(-1)
 	for _, p := range r.Points {
 		if len(p.Samples) == 0 {
 			continue
@@ -407,11 +394,23 @@ func routingASCII(r *RoutingResults) string {
 		}
 	}
 	if math.IsInf(lo, 1) {
-		return "(no points)\n"
+		return 0, 0, false
 	}
-	dLo, dHi := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
-	if dHi <= dLo {
-		dHi = dLo + 1
+	lo, hi = math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+	if hi <= lo {
+		hi = lo + 1
+	}
+	return lo, hi, true
+}
+
+// routingASCII is the plot as text: one bar per strategy and rate, its
+// length on a log scale of TTFT p90.
+func routingASCII(r *RoutingResults) string {
+	const width = 40
+	s := r.Setup
+	dLo, dHi, ok := p90Decades(r)
+	if !ok {
+		return "(no points)\n"
 	}
 	nameW := 0
 	for _, st := range s.Strategies {
