@@ -51,8 +51,8 @@ func (s *Server) adminHandler(ctx *fasthttp.RequestCtx) {
 		var out []backendState
 		for i, u := range gen.Router.Upstreams() {
 			b := gen.Config.Backends[i]
-			out = append(out, backendState{Name: u.Name, Healthy: u.Healthy(now), Inflight: u.Inflight(), Kind: b.Kind, URL: b.URL, Load: adminLoad(u, now)})
-			out[len(out)-1].Breaker = breakerOf(u, now)
+			out = append(out, backendState{Name: u.Name, Healthy: u.Healthy(now), Inflight: u.Inflight(), Kind: b.Kind, URL: b.URL,
+				Breaker: breakerOf(u, now), Load: adminLoad(u, now)})
 		}
 		body, _ := json.Marshal(map[string]any{"generation": gen.ID, "backends": out})
 		ctx.SetContentType("application/json")
