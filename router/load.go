@@ -81,9 +81,6 @@ func (u *Upstream) AddTokens(n int) {
 	}
 }
 
-// TokensInFlight returns the estimated prompt tokens in flight.
-func (u *Upstream) TokensInFlight() int64 { return u.st.load.tokens.Load() }
-
 // ttftAlpha is the weight of a new sample in the time-to-first-byte EWMA.
 const ttftAlpha = 0.2
 

@@ -185,15 +185,6 @@ func (u *Upstream) prefixBlocksWanted(blocks int) int {
 	return DefaultPrefixBlocks
 }
 
-// PrefixMatch returns how many leading blocks of chain u's prefix index
-// holds, for tests and the admin view; 0 when u has no index yet.
-func (u *Upstream) PrefixMatch(chain []uint64) int {
-	if x := u.st.load.prefix.Load(); x != nil {
-		return x.match(chain)
-	}
-	return 0
-}
-
 // keyHash mixes a session key's hash with a target's salt, for rendezvous
 // hashing.
 func keyHash(key, salt uint64) uint64 { return mix64(key ^ mix64(salt)) }
