@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"switchyard/internal/netutil"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -193,25 +194,41 @@ func (s *Server) embeddings(ctx *fasthttp.RequestCtx) {
 // execute at once, each costing embed-call-overhead + n * embed-per-item.
 func (s *Server) embedCost(sl *sleeper, n int, factor float64) error {
 	d := s.o.EmbedCallOverhead + time.Duration(n)*s.o.EmbedPerItem
-	d = s.eng.scale(time.Duration(float64(d) * factor))
+	return s.callCost(s.embedSem, nil, sl, s.eng.scale(time.Duration(float64(d)*factor)))
+}
+
+// callCost holds one slot of sem for d, the modelled time of a call; a zero
+// d takes no slot. While it waits for a slot, waiting (when not nil) counts
+// it. The wait and the sleep end early when the server closes or the client
+// disconnects.
+func (s *Server) callCost(sem chan struct{}, waiting *atomic.Int64, sl *sleeper, d time.Duration) error {
 	if d == 0 {
 		return nil
 	}
 	select {
-	case s.embedSem <- struct{}{}:
+	case sem <- struct{}{}:
 	default:
-		if err := s.waitSem(sl); err != nil {
+		if waiting != nil {
+			waiting.Add(1)
+		}
+		err := s.waitSem(sem, sl)
+		if waiting != nil {
+			waiting.Add(-1)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	defer func() { <-s.embedSem }()
+	defer func() { <-sem }()
 	return sl.sleep(s.ctx, d)
 }
 
-func (s *Server) waitSem(sl *sleeper) error {
+// waitSem takes a slot of sem, checking every disconnect-check that the
+// client is still there.
+func (s *Server) waitSem(sem chan struct{}, sl *sleeper) error {
 	if !sl.polling() {
 		select {
-		case s.embedSem <- struct{}{}:
+		case sem <- struct{}{}:
 			return nil
 		case <-s.ctx.Done():
 			return errClosed
@@ -219,9 +236,11 @@ func (s *Server) waitSem(sl *sleeper) error {
 	}
 	for {
 		select {
-		case s.embedSem <- struct{}{}:
+		case sem <- struct{}{}:
+			sl.stop()
 			return nil
 		case <-s.ctx.Done():
+			sl.stop()
 			return errClosed
 		case <-sl.timer(sl.check):
 			if !netutil.Alive(sl.conn) {

@@ -3,6 +3,9 @@ package sim
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
 	"testing"
 )
 
@@ -124,6 +127,88 @@ func FuzzOptionsFromMap(f *testing.F) {
 			if _, err := New(so); err != nil {
 				t.Fatalf("validated options rejected by New: %v (%+v)", err, so)
 			}
+		}
+	})
+}
+
+func FuzzParseInfer(f *testing.F) {
+	for _, seed := range []string{
+		`{"id":"1","inputs":[{"name":"input","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]}]}`,
+		`{"inputs":[{"name":"input","shape":[2,3],"datatype":"FP64","data":[[1e-3,-2.5,3],[4,5E2,-0]]}],"outputs":[{"name":"label"}]}`,
+		`{"inputs":[{"name":"input","shape":[1,3],"datatype":"INT8","data":[[-128,0,127]]}],"outputs":[{"name":"probabilities"},{"name":"label"}]}`,
+		`{"inputs":[{"name":"input","shape":[1,3],"datatype":"UINT64","data":[18446744073709551615,0,1]}],"parameters":{"a":1}}`,
+		`{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[[[1,2,3]]]}]}`,
+		`{"inputs":[{"name":"input","shape":[2,3],"datatype":"FP32","data":[[1,2,3],4,5,6]}]}`,
+		`{"inputs":[{"name":"input","shape":[9,3],"datatype":"BOOL","data":[true]}]}`,
+		`{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[1,"2",null]}],"outputs":[{"name":"x"}]}`,
+		`{"inputs":[]}`, `{"inputs":[{}]}`, `[]`, `{`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	o, err := OptionsFromMap(map[string]string{"model": "m", "profile": "fast", "classifier-model": "c",
+		"classifier-features": "3", "classifier-classes": "2", "classifier-max-batch": "8"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := New(o)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, e := s.parseInfer(body)
+		if (c == nil) == (e == nil) {
+			t.Fatalf("parseInfer(%q) = %v, %v: want exactly one", body, c, e)
+		}
+		if e != nil {
+			if e.status != 400 || e.message == "" {
+				t.Fatalf("parseInfer(%q): bad error %+v", body, e)
+			}
+			return
+		}
+		if c.n < 1 || c.n > 8 || len(c.x) != c.n*3 || len(c.order) == 0 || len(c.order) > 2 {
+			t.Fatalf("parseInfer(%q): bad call %+v", body, c)
+		}
+		for _, x := range c.x {
+			if math.IsInf(float64(x), 0) || math.IsNaN(float64(x)) {
+				t.Fatalf("parseInfer(%q): element %v", body, x)
+			}
+		}
+		// For FP32, encoding/json reading the numbers must agree.
+		var r struct {
+			Inputs []struct {
+				Datatype string `json:"datatype"`
+				Data     any    `json:"data"`
+			} `json:"inputs"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if err := dec.Decode(&r); err != nil {
+			t.Fatalf("parseInfer accepted %q, which encoding/json rejects: %v", body, err)
+		}
+		if r.Inputs[0].Datatype == "FP32" {
+			var flat []float32
+			var walk func(v any)
+			walk = func(v any) {
+				switch v := v.(type) {
+				case []any:
+					for _, e := range v {
+						walk(e)
+					}
+				case json.Number:
+					x, _ := strconv.ParseFloat(string(v), 32)
+					flat = append(flat, float32(x))
+				default:
+					t.Fatalf("parseInfer(%q) accepted the element %v", body, v)
+				}
+			}
+			walk(r.Inputs[0].Data)
+			if fmt.Sprint(flat) != fmt.Sprint(c.x) {
+				t.Fatalf("parseInfer(%q) read %v; encoding/json reads %v", body, c.x, flat)
+			}
+		}
+		if b := s.appendInferResponse(nil, c); !json.Valid(b) {
+			t.Fatalf("the answer to %q is not JSON: %s", body, b)
 		}
 	})
 }

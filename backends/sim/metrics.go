@@ -33,6 +33,8 @@ type serverMetrics struct {
 	itl              *metrics.PrometheusHistogram
 	e2e              *metrics.PrometheusHistogram
 	embedInputs      *metrics.Counter
+	classifierCalls  *metrics.Counter // nil without a classifier
+	classifierItems  *metrics.Counter
 }
 
 func newServerMetrics(o *Options, e func() *engine) *serverMetrics {
@@ -73,6 +75,21 @@ func newServerMetrics(o *Options, e func() *engine) *serverMetrics {
 	}
 	m.embedInputs = counter("vllm:embedding_inputs_total", `{model_name=`+strconv.Quote(embed)+`}`)
 	return m
+}
+
+// addClassifier adds the classifier's series, labelled with its model name:
+// infer calls executed and rows classified, and gauges of the calls
+// executing and waiting for a slot.
+func (m *serverMetrics) addClassifier(model string, running, waiting func() float64) {
+	lbl := `{model_name=` + strconv.Quote(model) + `}`
+	m.types["vllm:classifier_calls_total"] = "counter"
+	m.classifierCalls = m.set.NewCounter("vllm:classifier_calls_total" + lbl)
+	m.types["vllm:classifier_items_total"] = "counter"
+	m.classifierItems = m.set.NewCounter("vllm:classifier_items_total" + lbl)
+	m.types["vllm:classifier_calls_running"] = "gauge"
+	m.set.NewGauge("vllm:classifier_calls_running"+lbl, running)
+	m.types["vllm:classifier_calls_waiting"] = "gauge"
+	m.set.NewGauge("vllm:classifier_calls_waiting"+lbl, waiting)
 }
 
 // write writes the metrics in Prometheus text format with a TYPE line per

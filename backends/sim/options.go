@@ -2,7 +2,8 @@
 // server that speaks the OpenAI API, models continuous batching, time to first
 // token, inter-token latency, a paged KV cache with prefix caching, an
 // embeddings cost model and vLLM's Prometheus metrics, and injects faults on
-// request. It runs as its own process (switchyard sim) and inside the gateway
+// request. With a classifier model it also plays a Triton/KServe server: the
+// Open Inference Protocol (KServe v2 REST) with a per-call cost model. It runs as its own process (switchyard sim) and inside the gateway
 // (backend kind sim). docs/simulator.md describes the model and every flag.
 package sim
 
@@ -80,6 +81,30 @@ type Options struct {
 	// EmbedMaxInputs bounds the inputs of one embeddings call (flag embed-max-inputs).
 	EmbedMaxInputs int
 
+	// ClassifierModel is the name of the classifier served by the Open
+	// Inference Protocol endpoints under /v2 (flag classifier-model). When
+	// empty, the v2 health and server metadata endpoints answer and every
+	// model is unknown.
+	ClassifierModel string
+	// ClassifierFeatures is the classifier's input width D: its input tensor
+	// "input" has shape [N, D] (flag classifier-features).
+	ClassifierFeatures int
+	// ClassifierClasses is the number of classes C: the output
+	// "probabilities" has shape [N, C] (flag classifier-classes).
+	ClassifierClasses int
+	// ClassifierCallOverhead is the fixed cost of one infer call (flag
+	// classifier-call-overhead).
+	ClassifierCallOverhead time.Duration
+	// ClassifierPerItem is the cost of each row of an infer call (flag
+	// classifier-per-item).
+	ClassifierPerItem time.Duration
+	// ClassifierConcurrency bounds the infer calls executing at once (flag
+	// classifier-concurrency); the others wait their turn.
+	ClassifierConcurrency int
+	// ClassifierMaxBatch is the largest first dimension N of an infer call's
+	// input (flag classifier-max-batch); more is a 400.
+	ClassifierMaxBatch int
+
 	// ErrorRate is the fraction of requests answered with 500 (flag error-rate).
 	ErrorRate float64
 	// RateLimitRate is the fraction of requests answered with 429 (flag rate-limit-rate).
@@ -119,6 +144,7 @@ var profiles = map[string]map[string]string{
 		"prefill-overhead": "0", "prefill-per-token": "50us",
 		"itl": "10ms", "itl-per-seq": "200us",
 		"embed-call-overhead": "2ms", "embed-per-item": "200us", "embed-concurrency": "8",
+		"classifier-call-overhead": "3ms", "classifier-per-item": "20us", "classifier-concurrency": "4",
 	},
 	// A 70B model with tensor parallelism over several GPUs.
 	"large": {
@@ -127,6 +153,7 @@ var profiles = map[string]map[string]string{
 		"prefill-overhead": "0", "prefill-per-token": "200us",
 		"itl": "30ms", "itl-per-seq": "300us",
 		"embed-call-overhead": "5ms", "embed-per-item": "500us", "embed-concurrency": "4",
+		"classifier-call-overhead": "8ms", "classifier-per-item": "50us", "classifier-concurrency": "2",
 	},
 	// No simulated time at all: for benchmarking the gateway as a proxy.
 	// The prefix cache is off (it would only cost hashing here).
@@ -136,6 +163,7 @@ var profiles = map[string]map[string]string{
 		"prefill-overhead": "0", "prefill-per-token": "0",
 		"itl": "0", "itl-per-seq": "0",
 		"embed-call-overhead": "0", "embed-per-item": "0", "embed-concurrency": "100000",
+		"classifier-call-overhead": "0", "classifier-per-item": "0", "classifier-concurrency": "100000",
 	},
 }
 
@@ -162,13 +190,18 @@ func DefaultOptions() Options {
 		DefaultMaxTokens: 256,
 		EmbedDim:         384,
 		EmbedMaxInputs:   2048,
-		Stall:            10 * time.Minute,
-		SlowFactor:       10,
-		RetryAfter:       time.Second,
-		Seed:             1,
-		MaxBodySize:      16 << 20,
-		ResponsesStore:   10000,
-		DisconnectCheck:  200 * time.Millisecond,
+
+		ClassifierFeatures: 16,
+		ClassifierClasses:  4,
+		ClassifierMaxBatch: 1024,
+
+		Stall:           10 * time.Minute,
+		SlowFactor:      10,
+		RetryAfter:      time.Second,
+		Seed:            1,
+		MaxBodySize:     16 << 20,
+		ResponsesStore:  10000,
+		DisconnectCheck: 200 * time.Millisecond,
 	}
 	fs := o.bind("defaults", nil)
 	for k, v := range profiles["small"] {
@@ -240,6 +273,13 @@ func (o *Options) bind(name string, explicit map[string]bool) *flag.FlagSet {
 	fs.DurationVar(&o.EmbedPerItem, "embed-per-item", o.EmbedPerItem, "`DURATION` of each embeddings input")
 	fs.IntVar(&o.EmbedConcurrency, "embed-concurrency", o.EmbedConcurrency, "`N` embeddings calls executing at once")
 	fs.IntVar(&o.EmbedMaxInputs, "embed-max-inputs", o.EmbedMaxInputs, "`N` inputs at most in one embeddings call")
+	fs.StringVar(&o.ClassifierModel, "classifier-model", o.ClassifierModel, "`NAME` of the classifier served by the KServe v2 endpoints (default: none)")
+	fs.IntVar(&o.ClassifierFeatures, "classifier-features", o.ClassifierFeatures, "classifier input width `D`: input shape [N, D]")
+	fs.IntVar(&o.ClassifierClasses, "classifier-classes", o.ClassifierClasses, "classifier classes `C`: probabilities shape [N, C]")
+	fs.DurationVar(&o.ClassifierCallOverhead, "classifier-call-overhead", o.ClassifierCallOverhead, "fixed `DURATION` of one classifier infer call")
+	fs.DurationVar(&o.ClassifierPerItem, "classifier-per-item", o.ClassifierPerItem, "`DURATION` of each row of a classifier infer call")
+	fs.IntVar(&o.ClassifierConcurrency, "classifier-concurrency", o.ClassifierConcurrency, "`N` classifier infer calls executing at once")
+	fs.IntVar(&o.ClassifierMaxBatch, "classifier-max-batch", o.ClassifierMaxBatch, "`N` rows at most in one classifier infer call")
 	fs.Float64Var(&o.ErrorRate, "error-rate", o.ErrorRate, "`FRACTION` of requests answered with 500")
 	fs.Float64Var(&o.RateLimitRate, "rate-limit-rate", o.RateLimitRate, "`FRACTION` of requests answered with 429")
 	fs.Float64Var(&o.StallRate, "stall-rate", o.StallRate, "`FRACTION` of requests stalling before the first token")
@@ -376,6 +416,21 @@ func (o *Options) Validate() error {
 		return bad("embed-concurrency", o.EmbedConcurrency, "must be >= 1")
 	case o.EmbedMaxInputs < 1:
 		return bad("embed-max-inputs", o.EmbedMaxInputs, "must be >= 1")
+	case o.ClassifierFeatures < 1 || o.ClassifierFeatures > maxClassifierDim:
+		return bad("classifier-features", o.ClassifierFeatures, fmt.Sprintf("must be in 1..%d", maxClassifierDim))
+	case o.ClassifierClasses < 2 || o.ClassifierClasses > maxClassifierDim:
+		return bad("classifier-classes", o.ClassifierClasses, fmt.Sprintf("must be in 2..%d", maxClassifierDim))
+	case o.ClassifierFeatures*o.ClassifierClasses > maxClassifierWeights:
+		return bad("classifier-features*classifier-classes", o.ClassifierFeatures*o.ClassifierClasses,
+			fmt.Sprintf("must be at most %d (the weights are held in memory)", maxClassifierWeights))
+	case o.ClassifierConcurrency < 1:
+		return bad("classifier-concurrency", o.ClassifierConcurrency, "must be >= 1")
+	case o.ClassifierMaxBatch < 1 || o.ClassifierMaxBatch > maxClassifierBatch:
+		return bad("classifier-max-batch", o.ClassifierMaxBatch, fmt.Sprintf("must be in 1..%d", maxClassifierBatch))
+	case o.ClassifierCallOverhead < 0 || o.ClassifierPerItem < 0:
+		return bad("classifier-call-overhead/classifier-per-item", "", "durations must be >= 0")
+	case strings.ContainsAny(o.ClassifierModel, "/?#% \t\n"):
+		return bad("classifier-model", strconv.Quote(o.ClassifierModel), "must not contain '/', '?', '#', '%' or white space (it is a URL path segment)")
 	case o.SlowFactor < 1:
 		return bad("slow-factor", o.SlowFactor, "must be >= 1")
 	case o.MaxBodySize < 1:
@@ -415,6 +470,13 @@ func (o *Options) Validate() error {
 	}
 	return nil
 }
+
+// Bounds of the classifier options.
+const (
+	maxClassifierDim     = 65536
+	maxClassifierWeights = 1 << 22
+	maxClassifierBatch   = 1 << 20
+)
 
 // PerServer splits o into one Options per Listen address, each with its own
 // Speed, for serving a heterogeneous pool from one process.

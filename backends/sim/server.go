@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -32,13 +33,17 @@ type Server struct {
 	embedSem chan struct{}
 	store    *responseStore
 
+	clf               *Classifier // nil without classifier-model
+	classifierSem     chan struct{}
+	classifierWaiting atomic.Int64 // infer calls waiting for a slot of classifierSem
+
 	faultMu  sync.Mutex
 	faultRng splitmix64
 
 	idPrefix string
 	idSeq    atomic.Uint64
 	created  atomic.Int64 // unix time of the model list
-	stalling atomic.Int64 // requests in a stall fault, for tests
+	stalling atomic.Int64 // requests in a stall fault (generation and infer), for tests
 
 	closeOnce sync.Once
 	closeErr  error
@@ -66,9 +71,19 @@ func New(o Options) (*Server, error) {
 		faultRng: splitmix64(o.Seed),
 		idPrefix: hex.EncodeToString(rb[:]),
 		store:    newResponseStore(o.ResponsesStore, responseStoreBytes),
+
+		classifierSem: make(chan struct{}, o.ClassifierConcurrency),
+	}
+	if o.ClassifierModel != "" {
+		s.clf = NewClassifier(o.ClassifierModel, o.ClassifierFeatures, o.ClassifierClasses)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.m = newServerMetrics(&s.o, func() *engine { return s.eng })
+	if s.clf != nil {
+		s.m.addClassifier(o.ClassifierModel,
+			func() float64 { return float64(len(s.classifierSem)) },
+			func() float64 { return float64(s.classifierWaiting.Load()) })
+	}
 	s.eng = newEngine(&s.o, s.m)
 	s.created.Store(time.Now().Unix())
 	s.srv = &fasthttp.Server{
@@ -85,8 +100,9 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// Models returns the model names the server serves: the generative model,
-// then the embeddings model if it has one of its own.
+// Models returns the model names the server serves through the OpenAI API:
+// the generative model, then the embeddings model if it has one of its own.
+// The classifier (Options.ClassifierModel) is served through /v2 only.
 func (s *Server) Models() []string {
 	if s.o.EmbedModel != "" {
 		return []string{s.o.Model, s.o.EmbedModel}
@@ -119,6 +135,9 @@ func (s *Server) Close() error {
 	})
 	return s.closeErr
 }
+
+// v2Prefix starts the paths of the Open Inference Protocol (v2.go).
+var v2Prefix = []byte("/v2")
 
 // Handler is the fasthttp handler for every endpoint.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
@@ -162,6 +181,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	default:
+		if bytes.HasPrefix(path, v2Prefix) && (len(path) == len(v2Prefix) || path[len(v2Prefix)] == '/') {
+			s.serveV2(ctx, string(path))
+			return
+		}
 		if id, ok := strings.CutPrefix(string(path), responsesPrefix); ok && id != "" && !strings.Contains(id, "/") {
 			switch {
 			case ctx.IsGet():
