@@ -26,6 +26,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -335,10 +336,64 @@ type Model struct {
 	// Prices price the pool's tokens for budgets and the usage API.
 	// Default none: requests to the pool cost nothing.
 	Prices *Prices `yaml:"prices,omitempty"`
+	// Batching turns on the gateway's dynamic batcher for the pool: the
+	// embeddings and KServe v2 inference requests of concurrent callers
+	// share upstream calls (legacy completions too, with
+	// batching.completions). Default off. docs/batching.md.
+	Batching *Batching `yaml:"batching,omitempty"`
 
 	// Line is the pool's line in the file (0 when unknown).
 	Line int `yaml:"-"`
 }
+
+// Batching is a pool's dynamic batcher (docs/batching.md): requests that
+// may share an upstream call (same operation, model and parameters) are
+// collected while the batches in flight run, and sent together.
+type Batching struct {
+	// MaxBatchSize bounds the items of one upstream call: embedding inputs,
+	// completion prompts or tensor rows (the first dimension). Default 64;
+	// 1 to 65536.
+	MaxBatchSize int `yaml:"max_batch_size"`
+	// MaxQueueDelay is how long a batch that is not full may wait for more
+	// requests after its oldest arrived. Default 0: a batch takes only what
+	// is already waiting (start there, measure, then raise it within the
+	// latency budget). At most 10s.
+	MaxQueueDelay Duration `yaml:"max_queue_delay"`
+	// MaxTokens bounds the estimated tokens of one batch (4 bytes a token
+	// of text; token arrays count their length). Default 0: no bound.
+	MaxTokens int `yaml:"max_tokens"`
+	// QueueSize bounds the requests waiting for a batch; beyond it a
+	// request gets 503 with retry-after at once. Default 1024.
+	QueueSize int `yaml:"queue_size"`
+	// PriorityLevels is the number of priority levels, 1 the first served.
+	// Default 1. A request's level is its x-switchyard-priority header
+	// (1..priority_levels), else default_priority; a key of priority class
+	// critical may take any level, standard ones default_priority or
+	// lower, sheddable ones only the lowest.
+	PriorityLevels int `yaml:"priority_levels"`
+	// DefaultPriority is the level of a request that names none. Default
+	// the middle level, (priority_levels+1)/2.
+	DefaultPriority int `yaml:"default_priority"`
+	// MaxInFlight bounds the pool's batches being sent at once; set it to
+	// the calls the backends execute at once. Default 4 per target.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// Completions also batches legacy completions (/v1/completions; their
+	// prompts become one prompt array). Default false: only embeddings and
+	// KServe v2 inference are batched. Chat completions never are.
+	Completions bool `yaml:"completions"`
+}
+
+// Batching defaults.
+const (
+	DefaultBatchSize       = 64
+	DefaultBatchQueueSize  = 1024
+	DefaultBatchInFlight   = 4 // per target
+	MaxBatchQueueDelay     = Duration(10 * time.Second)
+	MaxBatchPriorityLevels = 16
+	MaxBatchSizeLimit      = 65536
+	MaxBatchQueueSizeLimit = 1 << 20
+	MaxBatchInFlightLimit  = 4096
+)
 
 // Target is one backend of a model pool.
 type Target struct {

@@ -183,6 +183,14 @@ func (c *Config) SetDefaults() {
 		case StrategyConsistentHash:
 			c.defInt(p+".routing.replicas", &rt.Replicas, DefaultReplicas)
 		}
+		if b := m.Batching; b != nil {
+			bp := p + ".batching"
+			c.defInt(bp+".max_batch_size", &b.MaxBatchSize, DefaultBatchSize)
+			c.defInt(bp+".queue_size", &b.QueueSize, DefaultBatchQueueSize)
+			c.defInt(bp+".priority_levels", &b.PriorityLevels, 1)
+			c.defInt(bp+".default_priority", &b.DefaultPriority, (b.PriorityLevels+1)/2)
+			c.defInt(bp+".max_in_flight", &b.MaxInFlight, DefaultBatchInFlight*max(len(m.Targets), 1))
+		}
 		for j := range m.Targets {
 			t := &m.Targets[j]
 			tp := indexPath(p+".targets", j)

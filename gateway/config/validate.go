@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"switchyard/internal/httpname"
@@ -350,6 +351,7 @@ func (v *validator) models(backends map[string]bool, poolsIncomplete bool) map[s
 		v.nonNeg(p+".retry.min_per_second", r.MinPerSecond)
 		v.problems(p+".limits", CheckLimits(m.Limits))
 		v.prices(p+".prices", m.Prices)
+		v.batching(p+".batching", m.Batching)
 	}
 	// Fallbacks, once every pool name is known.
 	for i := range v.c.Models {
@@ -578,5 +580,30 @@ func (v *validator) routing(p, strategy string, r *Routing) {
 		}
 	default:
 		v.add(p+".session.by", "unknown source %q (want user, header or key)", s.By)
+	}
+}
+
+// batching checks a pool's batching block.
+func (v *validator) batching(p string, b *Batching) {
+	if b == nil {
+		return
+	}
+	if b.MaxBatchSize < 1 || b.MaxBatchSize > MaxBatchSizeLimit {
+		v.add(p+".max_batch_size", "must be from 1 to %d, got %d", MaxBatchSizeLimit, b.MaxBatchSize)
+	}
+	if b.MaxQueueDelay < 0 || b.MaxQueueDelay > MaxBatchQueueDelay {
+		v.add(p+".max_queue_delay", "must be from 0 to %s, got %s", time.Duration(MaxBatchQueueDelay), time.Duration(b.MaxQueueDelay))
+	}
+	v.nonNeg(p+".max_tokens", b.MaxTokens)
+	if b.QueueSize < 1 || b.QueueSize > MaxBatchQueueSizeLimit {
+		v.add(p+".queue_size", "must be from 1 to %d, got %d", MaxBatchQueueSizeLimit, b.QueueSize)
+	}
+	if b.PriorityLevels < 1 || b.PriorityLevels > MaxBatchPriorityLevels {
+		v.add(p+".priority_levels", "must be from 1 to %d, got %d", MaxBatchPriorityLevels, b.PriorityLevels)
+	} else if b.DefaultPriority < 1 || b.DefaultPriority > b.PriorityLevels {
+		v.add(p+".default_priority", "must be a level from 1 to priority_levels (%d), got %d", b.PriorityLevels, b.DefaultPriority)
+	}
+	if b.MaxInFlight < 1 || b.MaxInFlight > MaxBatchInFlightLimit {
+		v.add(p+".max_in_flight", "must be from 1 to %d, got %d", MaxBatchInFlightLimit, b.MaxInFlight)
 	}
 }
