@@ -124,6 +124,8 @@ type Exchange struct {
 	tmp        []byte
 	writeFn    func(w *bufio.Writer)
 	tries      int
+	inBatch    bool   // the exchange of a batch (batching.go), not a client's
+	batchMask  uint64 // its callers' usable fallbacks, by index
 
 	// hideUsage: the gateway asked the upstream for stream usage the client
 	// did not ask for, and drops the usage chunk; usageBody is the body

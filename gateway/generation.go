@@ -43,8 +43,9 @@ type Generation struct {
 	stops        []io.Closer // what backend kinds started, e.g. embedded simulators
 	models       []byte      // GET /v1/models body
 	poolName     []string
-	poolKey      [][]byte // poolName as bytes, for matching without converting
-	prefixHints  bool     // a pool scores prefix affinity: requests carry their prefix hashes
+	poolKey      [][]byte       // poolName as bytes, for matching without converting
+	prefixHints  bool           // a pool scores prefix affinity: requests carry their prefix hashes
+	batchers     []*poolBatcher // by pool index; nil where batching is off
 
 	shared stageShared // the stages' context, resource lease and metric set
 
@@ -239,9 +240,13 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 		return nil, errors.Join(stageErrs...)
 	}
 	g.models = appendModelList(nil, g.poolName, nil, g.Built.Unix())
+	if err := g.buildBatchers(cfg, o.Metrics, log); err != nil {
+		return nil, err
+	}
 	if o.StartSims {
 		g.health = backends.StartHealthChecks(log, checks)
 		if g.scrapers, err = backends.StartScrapers(log, scrapes, o.Metrics.scrapeResult); err != nil {
+			g.closeBatchers()
 			return nil, fmt.Errorf("%s: starting the metrics scrapers: %w", file, err)
 		}
 	}
@@ -271,6 +276,7 @@ func (g *Generation) Close() {
 	g.health.Close()
 	g.scrapers.Close()
 	g.shared.cancelContext()
+	g.closeBatchers() // before the clients their batches use
 	var errs []error
 	for _, c := range g.closers {
 		errs = append(errs, c.Close())

@@ -42,6 +42,15 @@ func (p *proxy) Handle(x *Exchange) error {
 	if x.pin != nil {
 		return p.pinned(x)
 	}
+	if pb := p.gen.batcherFor(x); pb != nil {
+		return p.batched(x, pb)
+	}
+	return p.dispatch(x)
+}
+
+// dispatch sends x to its pool: a target per attempt, retries within the
+// pool's budget, then its fallbacks in order.
+func (p *proxy) dispatch(x *Exchange) error {
 	// Every stream asks its upstream for usage (token metrics and, later,
 	// limits need it); a client that did not ask does not get the usage
 	// chunk.
@@ -107,7 +116,7 @@ func (p *proxy) Handle(x *Exchange) error {
 		// client; pools the caller's key may not use are skipped.
 		next := nextFallback(x.Pool, fallbackDepth)
 		fallbackDepth++
-		for next != nil && !x.Principal.allowsPool(p.gen, next) {
+		for next != nil && !x.mayFallBack(p.gen, fallbackDepth-1, next) {
 			next = nextFallback(x.Pool, fallbackDepth)
 			fallbackDepth++
 		}
