@@ -30,6 +30,40 @@
 // spec has no schema of its own for streamed legacy completions: their chunks
 // follow CreateCompletionResponse, whose finish_reason is not nullable, so
 // every chunk but the last (finish_reason null) fails it.
+//
+// # Open Inference Protocol
+//
+// The package also validates bodies against the Open Inference Protocol
+// (KServe v2 REST) specification: LoadOIP, NeedOIP and CheckOIP are the
+// counterparts of Load, Need and Check, for the component schemas of
+// open_inference_rest.yaml.
+//
+// The specification is read from
+// ../shared/open-inference-protocol/open_inference_rest.yaml relative to the
+// module root, or from the file named by SWITCHYARD_OIP_SPEC. It is YAML
+// (OpenAPI 3.0): it is decoded with gopkg.in/yaml.v3, turned into JSON
+// values, and given the same preprocessing as the OpenAI specification
+// (the nullable rewrite and the others above) before the components are
+// compiled with santhosh-tekuri/jsonschema/v6. A missing file
+// skips the tests, or fails them when SWITCHYARD_REQUIRE_SPEC asks for the
+// specifications (see Required).
+//
+// The component schema names, as the YAML spells them:
+//
+//   - inference_request, request_input, request_output: the body of
+//     POST /v2/models/{name}/infer and its parts;
+//   - inference_response, response_output: its answer;
+//   - inference_error_response: {"error": "..."}; note that the
+//     specification does not make "error" required;
+//   - tensor_data: the (possibly nested) "data" array; parameters: the
+//     parameters object;
+//   - metadata_server_response, metadata_server_error_response: GET /v2;
+//   - metadata_model_response, metadata_tensor,
+//     metadata_model_error_response: GET /v2/models/{name}.
+//
+// The schemas are looser than the protocol's text: they do not tie data to
+// shape or datatype (internal/oip checks that), and they accept any
+// datatype string.
 package spectest
 
 import (
