@@ -51,5 +51,15 @@ var OpenAIBackend = BackendKind{
 	Open: func(_ *BackendEnv, b *config.Backend) (Backend, error) { return Backend{URL: b.URL}, nil },
 }
 
+// KServeBackend is the kind kserve: a KServe v2 or Triton server at the
+// backend's url, speaking the Open Inference Protocol (its /v2 paths). Its
+// active health check defaults to /v2/health/ready and its metrics kind to
+// triton.
+var KServeBackend = BackendKind{
+	Name: config.KindKServe,
+	Doc:  "a KServe v2 / Triton server at url (Open Inference Protocol, /v2/models/{name}/infer)",
+	Open: func(_ *BackendEnv, b *config.Backend) (Backend, error) { return Backend{URL: b.URL}, nil },
+}
+
 // unstartedURL stands for a backend that was checked but not started.
 const unstartedURL = "http://127.0.0.1:1"

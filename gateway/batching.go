@@ -16,6 +16,7 @@ import (
 	"switchyard/backends/batch"
 	"switchyard/gateway/config"
 	"switchyard/internal/jsonscan"
+	"switchyard/internal/oip"
 	"switchyard/internal/shed"
 	"switchyard/internal/sse"
 	"switchyard/router"
@@ -129,7 +130,7 @@ func (g *Generation) batcherFor(x *Exchange) *poolBatcher {
 		return nil
 	}
 	switch x.Op {
-	case OpEmbeddings:
+	case OpEmbeddings, OpV2Infer:
 		return pb
 	case OpCompletions:
 		if pb.cfg.Completions {
@@ -140,32 +141,34 @@ func (g *Generation) batcherFor(x *Exchange) *poolBatcher {
 }
 
 // Batch payload layout: op (1 byte), route index (2), the mask of the
-// pool's fallbacks the caller may use (8), the upstream headers the stages
-// set (count (2), then each as key length (2), key, value length (2),
-// value; a removal has value length 0xffff), then the body. All but the
-// body is part of the batch key too.
-const (
-	removedHeader = 0xffff
-	payloadFixed  = 1 + 2 + 8 + 2
-)
+// pool's fallbacks the caller may use (8), the model the caller asked for
+// and the rest of its path (each as length (2) and bytes), the upstream
+// headers the stages set (count (2), then each as key length (2), key,
+// value length (2), value; a removal has value length 0xffff), then the
+// body. All but the body is part of the batch key too.
+const removedHeader = 0xffff
 
 func appendBatchPayload(dst []byte, x *Exchange, mask uint64) []byte {
 	dst = append(dst, byte(x.Op))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(x.Route.Index))
 	dst = binary.BigEndian.AppendUint64(dst, mask)
+	dst = appendField(dst, x.RequestModel)
+	dst = appendField(dst, x.pathArg)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(x.UpstreamHeaders)+len(x.UpstreamRemoveHeaders)))
 	for _, h := range x.UpstreamHeaders {
-		dst = binary.BigEndian.AppendUint16(dst, uint16(len(h.Key)))
-		dst = append(dst, h.Key...)
-		dst = binary.BigEndian.AppendUint16(dst, uint16(len(h.Value)))
-		dst = append(dst, h.Value...)
+		dst = appendField(dst, []byte(h.Key))
+		dst = appendField(dst, []byte(h.Value))
 	}
 	for _, k := range x.UpstreamRemoveHeaders {
-		dst = binary.BigEndian.AppendUint16(dst, uint16(len(k)))
-		dst = append(dst, k...)
+		dst = appendField(dst, []byte(k))
 		dst = binary.BigEndian.AppendUint16(dst, removedHeader)
 	}
 	return append(dst, x.Body...)
+}
+
+func appendField(dst, b []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(min(len(b), removedHeader-1)))
+	return append(dst, b[:min(len(b), removedHeader-1)]...)
 }
 
 // batchPayload is a payload read back.
@@ -173,6 +176,8 @@ type batchPayload struct {
 	op    Op
 	route int
 	mask  uint64
+	model []byte
+	path  []byte
 	heads []byte // the encoded headers
 	body  []byte
 }
@@ -181,18 +186,25 @@ func readBatchPayload(p []byte) (bp batchPayload) {
 	bp.op = Op(p[0])
 	bp.route = int(binary.BigEndian.Uint16(p[1:]))
 	bp.mask = binary.BigEndian.Uint64(p[3:])
-	n := int(binary.BigEndian.Uint16(p[11:]))
-	i := payloadFixed
-	for range n {
-		kl := int(binary.BigEndian.Uint16(p[i:]))
-		i += 2 + kl
-		vl := int(binary.BigEndian.Uint16(p[i:]))
+	i := 11
+	field := func() []byte {
+		n := int(binary.BigEndian.Uint16(p[i:]))
 		i += 2
-		if vl != removedHeader {
-			i += vl
+		if n == removedHeader {
+			return nil
 		}
+		i += n
+		return p[i-n : i]
 	}
-	bp.heads, bp.body = p[payloadFixed:i], p[i:]
+	bp.model, bp.path = field(), field()
+	n := int(binary.BigEndian.Uint16(p[i:]))
+	i += 2
+	h := i
+	for range n {
+		field()
+		field()
+	}
+	bp.heads, bp.body = p[h:i], p[i:]
 	return bp
 }
 
@@ -285,29 +297,48 @@ func inputKey(op Op) string {
 // a batch (an input of an unusual shape, or larger than a batch) and those
 // of a batch the backend refused are dispatched alone.
 func (p *proxy) batched(x *Exchange, pb *poolBatcher) error {
-	key := inputKey(x.Op)
-	in, _ := jsonscan.Lookup(x.Body, key)
-	tokens, items, ok := inputShape(in)
-	if !ok {
-		return p.dispatch(x)
-	}
 	prio, perr := batchPriority(x, pb.cfg)
 	if perr != nil {
 		return perr
 	}
-	// The key: the payload's head (op, route, allowed fallbacks, upstream
-	// headers), the input kind, and the body without the input and user.
+	// The key: the payload's head (op, route, allowed fallbacks, model,
+	// path, upstream headers), then what of the body must be equal.
 	payload := appendBatchPayload(x.upBody[:0], x, x.fallbackMask(p.gen))
 	x.upBody = payload
 	k := append(x.tmp[:0], payload[:len(payload)-len(x.Body)]...)
-	if tokens {
-		k = append(k, 't')
+	var items int
+	if x.Op == OpV2Infer {
+		r := oipRequests.Get().(*oip.Request)
+		err := oip.ParseRequest(x.Body, r)
+		n, berr := r.BatchSize()
+		if err == nil && berr == nil {
+			k = oip.AppendBatchKey(k, r)
+		}
+		r.Reset()
+		oipRequests.Put(r)
+		if err != nil || berr != nil || n < 1 || n > int64(pb.cfg.MaxBatchSize) {
+			return p.dispatch(x) // the backend judges what cannot be batched
+		}
+		items = int(n)
 	} else {
-		k = append(k, 's')
+		// The input kind, and the body without the input and user.
+		key := inputKey(x.Op)
+		in, _ := jsonscan.Lookup(x.Body, key)
+		tokens, n, ok := inputShape(in)
+		if !ok {
+			return p.dispatch(x)
+		}
+		items = n
+		if tokens {
+			k = append(k, 't')
+		} else {
+			k = append(k, 's')
+		}
+		rest := jsonscan.Delete(x.usageBody[:0], x.Body, key)
+		k = jsonscan.Delete(k, rest, "user")
+		x.usageBody = rest[:0]
 	}
-	rest := jsonscan.Delete(x.usageBody[:0], x.Body, key)
-	k = jsonscan.Delete(k, rest, "user")
-	x.tmp, x.usageBody = k, rest[:0]
+	x.tmp = k
 
 	var res batchResult
 	read := func(r *batchResult) {
@@ -315,7 +346,7 @@ func (p *proxy) batched(x *Exchange, pb *poolBatcher) error {
 		x.RespBody = append(x.RespBody[:0], r.body...)
 		x.ContentType = append(x.ContentType[:0], r.ctype...)
 	}
-	err := pb.b.Do(x.ctx, batch.Entry{Key: k, Payload: payload, Items: items, Tokens: len(in)/4 + 1, Priority: prio}, read)
+	err := pb.b.Do(x.ctx, batch.Entry{Key: k, Payload: payload, Items: items, Tokens: len(x.Body)/4 + 1, Priority: prio}, read)
 	switch {
 	case errors.Is(err, batch.ErrTooLarge):
 		pb.reject("too_large")
@@ -408,6 +439,10 @@ func (pb *poolBatcher) run(ctx context.Context, reqs []*batch.Request[batchResul
 		pb.runOne(ctx, reqs[0], first)
 		return
 	}
+	if first.op == OpV2Infer {
+		pb.runV2(ctx, reqs, first)
+		return
+	}
 	key := inputKey(first.op)
 	x := pb.exchange(first, reqs)
 	defer releaseExchange(x)
@@ -469,6 +504,8 @@ func (pb *poolBatcher) exchange(p batchPayload, reqs []*batch.Request[batchResul
 	x.gen, x.Op, x.Start, x.inBatch = g, p.op, time.Now(), true
 	x.Route = g.Router.Routes()[p.route]
 	x.Pool = pb.pool
+	x.RequestModel = append(x.RequestModel[:0], p.model...)
+	x.pathArg = append(x.pathArg[:0], p.path...)
 	setBatchHeaders(x, p.heads)
 	x.RequestID = append(x.RequestID[:0], "batch-"...)
 	x.RequestID = strconv.AppendUint(x.RequestID, g.ID, 10)
@@ -504,7 +541,6 @@ func (pb *poolBatcher) dispatch(ctx context.Context, x *Exchange, reqs []*batch.
 		return false
 	}
 	x.Fields.Stream = false
-	x.RequestModel = append(x.RequestModel[:0], x.Fields.Model...)
 	for _, r := range reqs {
 		x.rreq.Tokens += r.Tokens
 	}
@@ -542,6 +578,71 @@ func (pb *poolBatcher) dispatch(ctx context.Context, x *Exchange, reqs []*batch.
 		return false
 	}
 	return true
+}
+
+// runV2 sends a batch of KServe v2 inference requests: their inputs joined
+// along the first dimension, the outputs split back by each caller's batch
+// size, each caller's own id on its answer.
+func (pb *poolBatcher) runV2(ctx context.Context, reqs []*batch.Request[batchResult], first batchPayload) {
+	x := pb.exchange(first, reqs)
+	defer releaseExchange(x)
+	parsed := make([]*oip.Request, len(reqs))
+	counts := make([]int64, len(reqs))
+	defer func() {
+		for _, r := range parsed {
+			if r != nil {
+				r.Reset()
+				oipRequests.Put(r)
+			}
+		}
+	}()
+	fail := func(e *Error) {
+		for _, r := range reqs {
+			r.Result.err = e
+		}
+	}
+	for i, r := range reqs {
+		parsed[i] = oipRequests.Get().(*oip.Request)
+		err := oip.ParseRequest(readBatchPayload(r.Payload).body, parsed[i])
+		if err == nil {
+			counts[i], err = parsed[i].BatchSize()
+		}
+		if err != nil {
+			fail(&Error{Status: fasthttp.StatusInternalServerError, Code: CodeInternal, Message: "internal error: a batched request no longer parses", Err: err})
+			return
+		}
+	}
+	id := append([]byte(nil), '"')
+	id = append(id, x.RequestID...)
+	id = append(id, '"')
+	body, err := oip.AppendMerged(x.Body[:0], id, parsed)
+	if err != nil {
+		fail(&Error{Status: fasthttp.StatusInternalServerError, Code: CodeInternal, Message: "internal error: merging a batch", Err: err})
+		return
+	}
+	x.Body = body
+	if !pb.dispatch(ctx, x, reqs) {
+		return
+	}
+	var resp oip.Response
+	var sp oip.Splitter
+	err = oip.ParseResponse(x.RespBody, &resp)
+	if err == nil {
+		err = sp.Prepare(&resp, id, counts)
+	}
+	for i, r := range reqs {
+		if err != nil {
+			break
+		}
+		r.Result.body, err = sp.Append(r.Result.body[:0], i, parsed[i].ID)
+		r.Result.status, r.Result.backend = x.Status, x.Backend
+		r.Result.ctype = append(r.Result.ctype[:0], x.ContentType...)
+	}
+	if err != nil {
+		pb.log.Warn("a batch's answer cannot be split", "backend", x.Backend, "error", err)
+		fail(&Error{Status: fasthttp.StatusBadGateway, Code: CodeUpstream,
+			Message: "backend " + x.Backend + " answered a batch of " + strconv.Itoa(len(reqs)) + " requests with outputs the gateway cannot split: " + err.Error(), Err: err})
+	}
 }
 
 // splitEmbeddings gives each caller its rows of an embeddings answer: the

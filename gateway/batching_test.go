@@ -260,3 +260,23 @@ func TestBatchedCompletions(t *testing.T) {
 	}
 	t.Logf("batch sizes: %v", batches)
 }
+
+// TestBatchFailureFansOut: a batch whose backend cannot be reached fails
+// every one of its callers with the gateway's error.
+func TestBatchFailureFansOut(t *testing.T) {
+	g := startGateway(t, batchConfig("http://127.0.0.1:1", "{max_in_flight: 1}"))
+	codes := make([]int, 6)
+	raws := make([][]byte, 6)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() {
+			codes[i], _, raws[i] = post(t, g.url+"/v1/embeddings", `{"model":"sim-embed","input":"x`+strconv.Itoa(i)+`"}`)
+		})
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 502 && c != 503 || !strings.Contains(string(raws[i]), `"error":{"message":`) {
+			t.Errorf("caller %d: %d %s", i, c, raws[i])
+		}
+	}
+}

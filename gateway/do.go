@@ -87,7 +87,7 @@ func (s *Server) Do(ctx context.Context, req *Request) (*Response, error) {
 		e := asError(err)
 		x.Status = e.Status
 		s.metrics.requestError(x, e.Code)
-		resp.Status, resp.ContentType, resp.Body = e.Status, "application/json", appendErrorBody(nil, e)
+		resp.Status, resp.ContentType, resp.Body = e.Status, "application/json", x.appendError(nil, e)
 		resp.Header = x.responseHeaders(nil)
 		s.finish(x)
 		return resp, e

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"switchyard/internal/jsonscan"
+	"switchyard/internal/oip"
 )
 
 // Code is the small fixed set of error kinds. A Code is the OpenAI error
@@ -118,6 +119,26 @@ func appendErrorBody(dst []byte, e *Error) []byte {
 	dst = append(dst, `,"code":`...)
 	dst = jsonscan.AppendString(dst, string(e.Code))
 	return append(dst, "}}"...)
+}
+
+// appendError appends e as the error body of x's operation: an OpenAI
+// error, or the Open Inference Protocol's {"error": "..."}.
+func (x *Exchange) appendError(dst []byte, e *Error) []byte {
+	if x.Op.Operation().KServe {
+		return oip.AppendError(dst, e.Message)
+	}
+	return appendErrorBody(dst, e)
+}
+
+// writeKServeError writes e as an Open Inference Protocol error.
+func writeKServeError(ctx *fasthttp.RequestCtx, e *Error) {
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(e.Status)
+	ctx.SetContentType("application/json")
+	if e.RetryAfter > 0 && (e.Status == fasthttp.StatusTooManyRequests || e.Status == fasthttp.StatusServiceUnavailable) {
+		ctx.Response.Header.Set("retry-after", strconv.Itoa(e.RetryAfter))
+	}
+	ctx.SetBody(oip.AppendError(nil, e.Message))
 }
 
 // writeError writes e as the response of ctx.

@@ -176,9 +176,17 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	req := x.upReq
 	req.Reset()
 	op := x.Op.Operation()
-	if len(x.pathArg) == 0 {
+	switch {
+	case op.Model == ModelFromPath:
+		// /v2/models/{the target's model}[/versions/{v}][/ready|/infer]
+		model := t.Model
+		if model == "" {
+			model = string(x.RequestModel)
+		}
+		c.PrepareRequest(req, op.Method, op.Path+model+string(x.pathArg))
+	case len(x.pathArg) == 0:
 		c.PrepareRequest(req, op.Method, op.Path)
-	} else {
+	default:
 		c.PrepareRequest(req, op.Method, op.Path+string(x.pathArg))
 	}
 	p.copyHeaders(x, req)
@@ -268,6 +276,9 @@ func (p *proxy) attempt(x *Exchange, t *router.Target) *attemptError {
 	}
 	if sc == fasthttp.StatusOK {
 		x.recordStored(x.RespBody)
+		if op.KServe && t.Model != "" && t.Model != string(x.RequestModel) {
+			x.publicModelName()
+		}
 	}
 	return nil
 }
@@ -307,7 +318,7 @@ func (x *Exchange) upstreamBody(t *router.Target) []byte {
 		}
 		body = x.usageBody
 	}
-	if t.Model != "" && string(x.Fields.Model) != t.Model {
+	if t.Model != "" && string(x.Fields.Model) != t.Model && x.Op.Operation().Model != ModelFromPath {
 		x.upModel = jsonscan.AppendString(x.upModel[:0], t.Model)
 		x.upBody = jsonscan.Set(x.upBody[:0], body, "model", x.upModel)
 		return x.upBody

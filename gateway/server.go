@@ -37,6 +37,9 @@ type Options struct {
 	AdminListen string // overrides the config's admin.listen when set
 	Registry    *Registry
 	Log         *slog.Logger
+	// Version is the binary's version, for server metadata (GET /v2);
+	// empty: "dev".
+	Version string
 }
 
 // Server is a running gateway. Its configuration lives in the current
@@ -198,6 +201,8 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.SetBytesV("X-Request-Id", s.appendRequestID(idBuf[:0], ctx))
 	gen := s.gen.Load()
 	switch p := ctx.Path(); string(p) {
+	case "/v2/health/live", "/v2/health/ready", "/v2", "/v2/":
+		s.serveV2(ctx, gen, string(p))
 	case "/v1/models":
 		if methodAllowed(ctx, "GET, HEAD") {
 			s.serveModels(ctx, gen)
@@ -218,6 +223,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	default:
 		if e, ok := s.opts.Registry.endpoint(p, false); ok {
 			s.serveEndpoint(ctx, gen, e)
+			return
+		}
+		if bytes.HasPrefix(p, []byte("/v2/")) {
+			writeKServeError(ctx, &Error{Status: fasthttp.StatusNotFound, Code: CodeNotFound, Message: "unknown path " + string(p)})
 			return
 		}
 		if bytes.HasPrefix(p, []byte("/v1/models/")) {
@@ -406,6 +415,15 @@ func (s *Server) route(x *Exchange, gen *Generation, header router.HeaderGetter)
 		if err := s.storedObject(x, gen); err != nil {
 			return err
 		}
+	case ModelFromPath:
+		name, rest := splitModelPath(x.pathArg)
+		x.RequestModel = append(x.RequestModel[:0], name...)
+		x.pathArg = x.pathArg[:copy(x.pathArg, rest)]
+		if x.Op == OpV2Infer {
+			if err := checkV2Infer(x.Body); err != nil {
+				return err
+			}
+		}
 	}
 	x.meta.Raw = x.Fields.Metadata
 	// Hints for balancers: the caller's user id as a session key, and a
@@ -518,6 +536,10 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, x *Exchange, err error) {
 		s.log.Warn("request failed", "request_id", string(x.RequestID), "status", e.Status, "error", e.Error())
 	}
 	x.writeRateLimitHeaders(&ctx.Response.Header)
+	if x.Op.Operation().KServe {
+		writeKServeError(ctx, e)
+		return
+	}
 	writeError(ctx, e)
 }
 

@@ -201,11 +201,13 @@ type Registry struct {
 	endpoints map[string]Endpoint
 }
 
-// NewRegistry returns a registry with no stage kinds and one backend kind,
-// openai (OpenAIBackend).
+// NewRegistry returns a registry with no stage kinds and the backend kinds
+// of the gateway's own protocols: openai (OpenAIBackend) and kserve
+// (KServeBackend).
 func NewRegistry() *Registry {
 	r := &Registry{kinds: map[string]Factory{}, backends: map[string]BackendKind{}}
 	r.RegisterBackend(OpenAIBackend)
+	r.RegisterBackend(KServeBackend)
 	return r
 }
 

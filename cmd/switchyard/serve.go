@@ -49,7 +49,7 @@ func runServe(args []string) error {
 	log := newLogger(level)
 	slog.SetDefault(log)
 
-	srv, err := gateway.New(gateway.Options{ConfigPath: *cfgPath, Listen: *listen, AdminListen: *adminListen, Registry: newRegistry(), Log: log})
+	srv, err := gateway.New(gateway.Options{ConfigPath: *cfgPath, Listen: *listen, AdminListen: *adminListen, Registry: newRegistry(), Log: log, Version: version})
 	if err != nil {
 		return err
 	}

@@ -151,6 +151,7 @@ type Log struct {
 const (
 	KindOpenAI = "openai" // an OpenAI-compatible HTTP server (vLLM, OpenAI, ...)
 	KindSim    = "sim"    // the built-in GPU-server simulator, in process
+	KindKServe = "kserve" // a KServe v2 / Triton server (Open Inference Protocol)
 )
 
 // Backend is one upstream server.

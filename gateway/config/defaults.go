@@ -30,6 +30,7 @@ const (
 	DefaultLatencyMin        = Duration(100 * time.Millisecond)
 	DefaultLatencyMinSamples = 5
 	DefaultHealthPath        = "/health"
+	DefaultKServeHealthPath  = "/v2/health/ready" // kind kserve
 	DefaultHealthInterval    = Duration(5 * time.Second)
 	DefaultHealthTimeout     = Duration(2 * time.Second)
 	DefaultMetricsPath       = "/metrics"
@@ -150,7 +151,11 @@ func (c *Config) SetDefaults() {
 		c.defDur(p+".health.latency_min", &h.LatencyMin, DefaultLatencyMin)
 		c.defInt(p+".health.latency_min_samples", &h.LatencyMinSamples, DefaultLatencyMinSamples)
 		if a := h.Active; a != nil {
-			c.defString(p+".health.active.path", &a.Path, DefaultHealthPath)
+			if b.Kind == KindKServe {
+				c.defString(p+".health.active.path", &a.Path, DefaultKServeHealthPath)
+			} else {
+				c.defString(p+".health.active.path", &a.Path, DefaultHealthPath)
+			}
 			c.defDur(p+".health.active.interval", &a.Interval, DefaultHealthInterval)
 			c.defDur(p+".health.active.timeout", &a.Timeout, DefaultHealthTimeout)
 		}
@@ -162,7 +167,11 @@ func (c *Config) SetDefaults() {
 				timeout = min(m.Interval, timeout)
 			}
 			c.defDur(p+".metrics.timeout", &m.Timeout, timeout)
-			c.defString(p+".metrics.kind", &m.Kind, MetricsKindVLLM)
+			if b.Kind == KindKServe {
+				c.defString(p+".metrics.kind", &m.Kind, MetricsKindTriton)
+			} else {
+				c.defString(p+".metrics.kind", &m.Kind, MetricsKindVLLM)
+			}
 		}
 	}
 

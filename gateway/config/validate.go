@@ -209,9 +209,9 @@ func (v *validator) backends() map[string]bool {
 		p := indexPath("backends", i)
 		v.name(p+".name", "backend name", b.Name, seen)
 		switch b.Kind {
-		case KindOpenAI:
+		case KindOpenAI, KindKServe:
 			if b.URL == "" {
-				v.add(p+".url", "required for kind openai: the server's base URL, such as \"http://127.0.0.1:8000/v1\"")
+				v.add(p+".url", "required for kind %s: the server's base URL, such as \"http://127.0.0.1:8000/v1\"", b.Kind)
 			} else if err := checkURL(b.URL); err != nil {
 				v.add(p+".url", "%v", err)
 			}
@@ -228,7 +228,7 @@ func (v *validator) backends() map[string]bool {
 				}
 			}
 		default:
-			v.add(p+".kind", "unknown kind %q (want openai or sim)", b.Kind)
+			v.add(p+".kind", "unknown kind %q (want openai, kserve or sim)", b.Kind)
 		}
 		v.nonNeg(p+".max_concurrency", b.MaxConcurrency)
 		v.nonNeg(p+".max_conns", b.MaxConns)
