@@ -235,3 +235,24 @@ func TestKServeBatched(t *testing.T) {
 		t.Fatalf("the 8-wide caller: %d (batch %d) %s", odd.code, odd.batch, odd.raw)
 	}
 }
+
+// TestKServeOversized: a request larger than a batch goes alone, and a
+// batch larger than the model takes gets the model's clear error.
+func TestKServeOversized(t *testing.T) {
+	simURL, _ := startSim(t, map[string]string{"classifier-model": "sim-classifier", "classifier-max-batch": "8"})
+	g := startGateway(t, kserveConfig(simURL, "{max_batch_size: 4}"))
+	code, h, body := post(t, g.url+"/v2/models/classifier/infer", inferBody("big", rows(3, 6)))
+	if code != 200 || h.Get("X-Switchyard-Batch") != "" {
+		t.Fatalf("6 rows over max_batch_size 4: %d (batch %q) %s", code, h.Get("X-Switchyard-Batch"), body)
+	}
+	var a v2Answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, "big", a, rows(3, 6))
+	code, _, body = post(t, g.url+"/v2/models/classifier/infer", inferBody("huge", rows(4, 9)))
+	if code != 400 || !strings.Contains(string(body), `{"error":`) || !strings.Contains(string(body), "9") {
+		t.Fatalf("9 rows over the model's 8: %d %s", code, body)
+	}
+	spectest.CheckOIP(t, "inference_error_response", body)
+}
