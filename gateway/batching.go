@@ -307,6 +307,7 @@ func (p *proxy) batched(x *Exchange, pb *poolBatcher) error {
 	x.upBody = payload
 	k := append(x.tmp[:0], payload[:len(payload)-len(x.Body)]...)
 	var items int
+	tokens := len(x.Body)/4 + 1
 	if x.Op == OpV2Infer {
 		r := oipRequests.Get().(*oip.Request)
 		err := oip.ParseRequest(x.Body, r)
@@ -324,12 +325,12 @@ func (p *proxy) batched(x *Exchange, pb *poolBatcher) error {
 		// The input kind, and the body without the input and user.
 		key := inputKey(x.Op)
 		in, _ := jsonscan.Lookup(x.Body, key)
-		tokens, n, ok := inputShape(in)
+		isTokens, n, ok := inputShape(in)
 		if !ok {
 			return p.dispatch(x)
 		}
-		items = n
-		if tokens {
+		items, tokens = n, len(in)/4+1
+		if isTokens {
 			k = append(k, 't')
 		} else {
 			k = append(k, 's')
@@ -346,7 +347,7 @@ func (p *proxy) batched(x *Exchange, pb *poolBatcher) error {
 		x.RespBody = append(x.RespBody[:0], r.body...)
 		x.ContentType = append(x.ContentType[:0], r.ctype...)
 	}
-	err := pb.b.Do(x.ctx, batch.Entry{Key: k, Payload: payload, Items: items, Tokens: len(x.Body)/4 + 1, Priority: prio}, read)
+	err := pb.b.Do(x.ctx, batch.Entry{Key: k, Payload: payload, Items: items, Tokens: tokens, Priority: prio}, read)
 	switch {
 	case errors.Is(err, batch.ErrTooLarge):
 		pb.reject("too_large")
@@ -484,10 +485,10 @@ func (pb *poolBatcher) run(ctx context.Context, reqs []*batch.Request[batchResul
 
 // runOne sends a batch of one request unchanged.
 func (pb *poolBatcher) runOne(ctx context.Context, r *batch.Request[batchResult], p batchPayload) {
-	x := pb.exchange(p, nil)
+	one := []*batch.Request[batchResult]{r}
+	x := pb.exchange(p, one)
 	defer releaseExchange(x)
 	x.Body = append(x.Body[:0], p.body...)
-	one := []*batch.Request[batchResult]{r}
 	if !pb.dispatch(ctx, x, one) {
 		return
 	}
@@ -521,7 +522,7 @@ func (pb *poolBatcher) exchange(p batchPayload, reqs []*batch.Request[batchResul
 			latest = r.Deadline
 		}
 	}
-	if len(reqs) > 0 && !latest.IsZero() {
+	if !latest.IsZero() {
 		x.ctx.setDeadline(max(time.Until(latest), time.Millisecond))
 	}
 	return x

@@ -280,3 +280,44 @@ func TestBatchFailureFansOut(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchingAcrossReloads: requests keep succeeding while the config is
+// reloaded under them (each generation has its own batcher; the retired
+// one's is closed once its last request finished, which goleak checks at
+// the end of the package's tests).
+func TestBatchingAcrossReloads(t *testing.T) {
+	simURL, _ := startSim(t, map[string]string{"embed-call-overhead": "5ms", "embed-per-item": "0", "embed-concurrency": "2"})
+	g := startGateway(t, batchConfig(simURL, "{max_in_flight: 2}"))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	bad := 0
+	for i := range 8 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, _, body := post(t, g.url+"/v1/embeddings", fmt.Sprintf(`{"model":"sim-embed","input":"c%d n%d"}`, i, n))
+				if code != 200 {
+					mu.Lock()
+					bad++
+					mu.Unlock()
+					t.Errorf("during reloads: %d %s", code, body)
+				}
+			}
+		})
+	}
+	for range 5 {
+		if err := g.srv.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if bad > 0 {
+		t.Fatalf("%d requests failed across reloads", bad)
+	}
+}
