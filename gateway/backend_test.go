@@ -37,7 +37,7 @@ func TestBackendKinds(t *testing.T) {
 	}{
 		{"openai is built in", "backends:\n  - {name: s, url: \"http://127.0.0.1:9\"}\n", gateway.NewRegistry, false, ""},
 		{"sim not registered", "backends:\n  - {name: o, url: \"http://127.0.0.1:9\"}\n  - {name: s, kind: sim}\n", gateway.NewRegistry, false,
-			`kinds.yaml:3: backends[1].kind: backend kind "sim" is not registered in this binary (registered: [openai])`},
+			`kinds.yaml:3: backends[1].kind: backend kind "sim" is not registered in this binary (registered: [kserve openai])`},
 		{"sim checked without starting", "backends:\n  - {name: s, kind: sim, sim: {model: x, profile: fast}}\n", withSim, false, ""},
 		{"sim started", "backends:\n  - {name: s, kind: sim, sim: {model: x, profile: fast}}\n", withSim, true, ""},
 		{"bad sim option, validating", "backends:\n  - {name: s, kind: sim, sim: {profile: nosuch}}\n", withSim, false,

@@ -13,7 +13,7 @@ func TestRegisterAll(t *testing.T) {
 	if got, want := reg.Kinds(), []string{"cache", "defaults", "guard", "headers", "ratelimit"}; !slices.Equal(got, want) {
 		t.Errorf("registered kinds = %v, want %v", got, want)
 	}
-	if got, want := reg.BackendKinds(), []string{"openai", "sim"}; !slices.Equal(got, want) {
+	if got, want := reg.BackendKinds(), []string{"kserve", "openai", "sim"}; !slices.Equal(got, want) {
 		t.Errorf("registered backend kinds = %v, want %v", got, want)
 	}
 	defer func() {
