@@ -43,7 +43,11 @@ func runSim(args []string) error {
 			return fmt.Errorf("listening on %s: %w", so.Listen[0], err)
 		}
 		servers = append(servers, s)
-		log.Printf("switchyard sim: serving %v on http://%s (profile %s, speed %g)", s.Models(), ln.Addr(), so.Profile, so.Speed[0])
+		if so.ClassifierModel != "" {
+			log.Printf("switchyard sim: serving %v and the KServe v2 model %s on http://%s (profile %s, speed %g)", s.Models(), so.ClassifierModel, ln.Addr(), so.Profile, so.Speed[0])
+		} else {
+			log.Printf("switchyard sim: serving %v on http://%s (profile %s, speed %g)", s.Models(), ln.Addr(), so.Profile, so.Speed[0])
+		}
 		go func() { errc <- s.Serve(ln) }()
 	}
 	sig := make(chan os.Signal, 1)
