@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strconv"
 	"log/slog"
 	"net"
 	"net/http"
@@ -152,6 +153,8 @@ func TestScrapeSimulator(t *testing.T) {
 // ages); each is a failed result, the switch to failing is logged once with
 // the backend and the error, the recovery once, and the API key, sent as a
 // bearer token, is never logged.
+var hugePage = strings.Repeat("# padding\n", MaxMetricsPage/10+10)
+
 func TestScrapeFailures(t *testing.T) {
 	var mode atomic.Value
 	mode.Store("ok")
@@ -172,7 +175,11 @@ func TestScrapeFailures(t *testing.T) {
 		case "500":
 			http.Error(w, "boom", http.StatusInternalServerError)
 		case "huge":
-			fmt.Fprint(w, strings.Repeat("# padding\n", MaxMetricsPage/10+10))
+			// With its length announced, as metrics servers send pages, so
+			// that the refusal does not depend on how fast a 4 MiB body is
+			// read under -race on a busy machine.
+			w.Header().Set("Content-Length", strconv.Itoa(len(hugePage)))
+			_, _ = io.WriteString(w, hugePage)
 		}
 	}))
 	defer srv.Close()
