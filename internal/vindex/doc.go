@@ -50,6 +50,14 @@
 // distances are nearly equal; callers with such data need a large
 // EfSearch or the exact scan.
 //
+// SearchFunc is Search restricted to the ids an allow function admits (for
+// a caller's filters): refused nodes still route the graph search, which
+// goes on until it holds k admitted ids, so its cost grows as the admitted
+// share shrinks (about ef/share nodes visited). SearchIDs is the exact
+// search among a given set of ids, linear in their number, for the case
+// where few are admitted. With allow admitting everything SearchFunc
+// returns what Search returns.
+//
 // Save writes a versioned binary format (see persist.go) of the live ids
 // and vectors with a CRC-32; Load verifies it and rebuilds the graph.
 package vindex

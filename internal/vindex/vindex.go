@@ -343,7 +343,7 @@ func (ix *Index) link(s uint32) {
 	}
 	eps := append(ws.buf[:0], item{curD, cur})
 	for l := min(lvl, ix.top); l >= 0; l-- {
-		ix.searchLayer(q, eps, ix.efC, l, false, ws)
+		ix.searchLayer(q, eps, ix.efC, l, false, nil, ws)
 		// Sorted closest first, without s itself (it is in the graph
 		// already when a slot is reused).
 		eps = eps[:0]
@@ -415,9 +415,9 @@ func (ix *Index) greedy(q []float32, cur uint32, curD float32, l int) (uint32, f
 }
 
 // searchLayer is the HNSW beam search on layer l from the entry points eps.
-// It leaves up to ef nearest nodes in sc.res; with live, tombstones are
-// walked through but not kept.
-func (ix *Index) searchLayer(q []float32, eps []item, ef, l int, live bool, sc *scratch) {
+// It leaves up to ef nearest nodes in sc.res; with live, tombstones and the
+// ids allow refuses (when allow is not nil) are walked through but not kept.
+func (ix *Index) searchLayer(q []float32, eps []item, ef, l int, live bool, allow func(uint64) bool, sc *scratch) {
 	ep := sc.mark(len(ix.ids))
 	sc.cand = sc.cand[:0]
 	sc.res = sc.res[:0]
@@ -427,7 +427,7 @@ func (ix *Index) searchLayer(q []float32, eps []item, ef, l int, live bool, sc *
 		}
 		sc.visited[e.s] = ep
 		sc.cand.push(e)
-		if !live || !ix.dead[e.s] {
+		if !live || ix.keep(e.s, allow) {
 			sc.res.push(e)
 			if len(sc.res) > ef {
 				sc.res.pop()
@@ -454,7 +454,7 @@ func (ix *Index) searchLayer(q []float32, eps []item, ef, l int, live bool, sc *
 			d := -dot(q, ix.vec(n))
 			if len(sc.res) < ef || d < sc.res[0].d {
 				sc.cand.push(item{d, n})
-				if !live || !ix.dead[n] {
+				if !live || ix.keep(n, allow) {
 					sc.res.push(item{d, n})
 					if len(sc.res) > ef {
 						sc.res.pop()
@@ -463,6 +463,12 @@ func (ix *Index) searchLayer(q []float32, eps []item, ef, l int, live bool, sc *
 			}
 		}
 	}
+}
+
+// keep reports whether slot s may be a search result: it is live and allow,
+// when not nil, admits its id.
+func (ix *Index) keep(s uint32, allow func(uint64) bool) bool {
+	return !ix.dead[s] && (allow == nil || allow(ix.ids[s]))
 }
 
 // Delete removes id and reports whether it was present. Searches stop
@@ -510,6 +516,18 @@ func (ix *Index) rebuild() {
 // Below Options.ExactBelow vectors the result is exact; above, it is
 // approximate (HNSW). It does not allocate when dst has room for k hits.
 func (ix *Index) Search(vec []float32, k int, dst []Hit) []Hit {
+	return ix.SearchFunc(vec, k, nil, dst)
+}
+
+// SearchFunc is Search restricted to the ids for which allow returns true; a
+// nil allow admits every id. Refused ids are never results and never take
+// a result's place: on the graph they still route the search, which goes on
+// until it holds k admitted ids or runs out of nodes, so a very selective
+// allow visits much of the graph (SearchIDs is the exact path for a small
+// set of admitted ids). With allow admitting everything it returns what
+// Search returns. allow is called under the index's read lock, possibly
+// several times for one id: it must be fast and must not call the index.
+func (ix *Index) SearchFunc(vec []float32, k int, allow func(id uint64) bool, dst []Hit) []Hit {
 	dst = dst[:0]
 	if len(vec) != ix.dim || k < 1 {
 		return dst
@@ -517,10 +535,51 @@ func (ix *Index) Search(vec []float32, k int, dst []Hit) []Hit {
 	sc := ix.pool.Get().(*scratch)
 	ix.mu.RLock()
 	if len(ix.byID) < ix.exactBelow {
-		ix.scan(vec, k, sc)
+		ix.scan(vec, k, allow, sc)
 	} else {
-		ix.searchGraph(vec, k, sc)
+		ix.searchGraph(vec, k, allow, sc)
 	}
+	dst = ix.collect(k, sc, dst)
+	ix.mu.RUnlock()
+	ix.pool.Put(sc)
+	return dst
+}
+
+// SearchIDs is the exact search among ids: it scores vec against the vector
+// of each id present in the index (absent ids are skipped, a repeated id
+// counts once) and appends the k best to dst[:0], best first. Its cost is
+// linear in len(ids), whatever the size of the index.
+func (ix *Index) SearchIDs(vec []float32, ids []uint64, k int, dst []Hit) []Hit {
+	dst = dst[:0]
+	if len(vec) != ix.dim || k < 1 {
+		return dst
+	}
+	sc := ix.pool.Get().(*scratch)
+	ix.mu.RLock()
+	ep := sc.mark(len(ix.ids))
+	sc.res = sc.res[:0]
+	for _, id := range ids {
+		s, ok := ix.byID[id]
+		if !ok || sc.visited[s] == ep {
+			continue
+		}
+		sc.visited[s] = ep
+		d := -dot(vec, ix.vec(s))
+		if len(sc.res) < k {
+			sc.res.push(item{d, s})
+		} else if d < sc.res[0].d {
+			sc.res.pop()
+			sc.res.push(item{d, s})
+		}
+	}
+	dst = ix.collect(k, sc, dst)
+	ix.mu.RUnlock()
+	ix.pool.Put(sc)
+	return dst
+}
+
+// collect moves the best k of sc.res to dst, best first.
+func (ix *Index) collect(k int, sc *scratch, dst []Hit) []Hit {
 	n := min(k, len(sc.res))
 	for len(sc.res) > n {
 		sc.res.pop()
@@ -530,19 +589,18 @@ func (ix *Index) Search(vec []float32, k int, dst []Hit) []Hit {
 		x := sc.res.pop()
 		dst[i] = Hit{ID: ix.ids[x.s], Score: -x.d}
 	}
-	ix.mu.RUnlock()
-	ix.pool.Put(sc)
 	return dst
 }
 
-// scan is the exact search: it leaves the k nearest live slots in sc.res.
-func (ix *Index) scan(q []float32, k int, sc *scratch) {
+// scan is the exact search: it leaves the k nearest admitted live slots in
+// sc.res.
+func (ix *Index) scan(q []float32, k int, allow func(uint64) bool, sc *scratch) {
 	sc.res = sc.res[:0]
 	for i := range ix.ids {
-		if ix.dead[i] {
+		s := uint32(i)
+		if !ix.keep(s, allow) {
 			continue
 		}
-		s := uint32(i)
 		d := -dot(q, ix.vec(s))
 		if len(sc.res) < k {
 			sc.res.push(item{d, s})
@@ -553,7 +611,7 @@ func (ix *Index) scan(q []float32, k int, sc *scratch) {
 	}
 }
 
-func (ix *Index) searchGraph(q []float32, k int, sc *scratch) {
+func (ix *Index) searchGraph(q []float32, k int, allow func(uint64) bool, sc *scratch) {
 	sc.res = sc.res[:0]
 	if ix.entry < 0 {
 		return
@@ -565,7 +623,7 @@ func (ix *Index) searchGraph(q []float32, k int, sc *scratch) {
 	}
 	var eps [1]item
 	eps[0] = item{curD, cur}
-	ix.searchLayer(q, eps[:], max(ix.efSearch, k), 0, true, sc)
+	ix.searchLayer(q, eps[:], max(ix.efSearch, k), 0, true, allow, sc)
 }
 
 // Bytes returns the approximate memory held by the index: vectors, graph
