@@ -1,0 +1,353 @@
+package retrieve
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+
+	"switchyard/internal/vindex"
+)
+
+// scratch is one search's working memory, pooled.
+type scratch struct {
+	c       *Collection
+	filter  *Filter
+	allowFn func(uint64) bool // sc.allow, bound once
+	memo    []uint8           // per attribute set: 0 unknown, 1 match, 2 not
+	acc     []float64         // BM25 sums by slot
+	touched []uint32
+	visible []*class
+	ids     []uint64
+	vhits   []vindex.Hit
+	kw, vec []scored
+	fused   map[uint32]float64
+	out     []scored
+}
+
+// scored is a chunk slot with its score in one ranking.
+type scored struct {
+	slot  uint32
+	score float64
+}
+
+// allow admits a vector hit: its chunk is visible (a slot without a chunk
+// is an Add not yet complete or a document being deleted) and passes the
+// filter.
+func (sc *scratch) allow(id uint64) bool {
+	chunks := sc.c.chunks
+	if id >= uint64(len(chunks)) {
+		return false
+	}
+	ch := chunks[id]
+	return ch != nil && (sc.filter == nil || sc.match(ch))
+}
+
+func (sc *scratch) match(ch *chunkRec) bool {
+	m := sc.memo[ch.attr]
+	if m == 0 {
+		m = 2
+		if sc.filter.Match(sc.c.attrSets[ch.attr]) {
+			m = 1
+		}
+		sc.memo[ch.attr] = m
+	}
+	return m == 1
+}
+
+// Search returns the best chunks for q that q.Principal may see, best
+// first. Documents whose ACL excludes the principal are not scored, not
+// counted in any statistic and never returned: the result is the one a
+// collection holding only the principal's documents would give.
+func (c *Collection) Search(ctx context.Context, q Query) ([]Hit, error) {
+	mode := q.Mode
+	if mode == "" {
+		mode = ModeHybrid
+	}
+	switch mode {
+	case ModeHybrid, ModeVector, ModeKeyword:
+	default:
+		return nil, fmt.Errorf("retrieve: unknown search mode %q (want hybrid, vector or keyword)", q.Mode)
+	}
+	topK := q.TopK
+	if topK == 0 {
+		topK = DefaultTopK
+	}
+	if topK < 0 || topK > MaxTopK {
+		return nil, fmt.Errorf("retrieve: top_k %d: must be 1 to %d", q.TopK, MaxTopK)
+	}
+	if math.IsNaN(q.MinScore) {
+		return nil, fmt.Errorf("retrieve: min_score is NaN")
+	}
+	if q.Filter != nil {
+		if err := q.Filter.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	var qvec []float32
+	if mode != ModeKeyword {
+		v := q.Vector
+		if v == nil {
+			if q.Text == "" {
+				return nil, fmt.Errorf("retrieve: the query has no text and no vector")
+			}
+			vs, err := c.emb.Embed(ctx, []string{q.Text})
+			if err != nil {
+				return nil, fmt.Errorf("retrieve: embedding the query with %q: %w", c.emb.Name(), err)
+			}
+			if len(vs) != 1 {
+				return nil, fmt.Errorf("retrieve: embedder %q returned %d vectors for 1 text", c.emb.Name(), len(vs))
+			}
+			v = vs[0]
+		}
+		qvec = make([]float32, c.emb.Dim())
+		if err := normalizeInto(qvec, v); err != nil {
+			return nil, fmt.Errorf("retrieve: query vector: %w", err)
+		}
+	}
+	var terms []string
+	if mode != ModeVector {
+		terms = queryTerms(q.Text)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	sc := c.pool.Get().(*scratch)
+	defer c.pool.Put(sc)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	sc.filter = q.Filter
+	if q.Filter != nil {
+		sc.memo = grow(sc.memo, len(c.attrSets))
+		clear(sc.memo)
+	}
+	sc.visible = sc.visible[:0]
+	for _, cl := range c.classes {
+		if cl.chunks > 0 && cl.acl.Allows(q.Principal) {
+			sc.visible = append(sc.visible, cl)
+		}
+	}
+	depth := topK
+	if mode == ModeHybrid {
+		depth = max(2*topK, hybridDepth)
+	}
+	var ranked []scored
+	switch mode {
+	case ModeKeyword:
+		ranked = c.keyword(sc, terms, depth)
+	case ModeVector:
+		ranked = c.vector(sc, qvec, depth)
+	default:
+		ranked = c.fuse(sc, c.keyword(sc, terms, depth), c.vector(sc, qvec, depth), topK)
+	}
+	hits := make([]Hit, 0, min(topK, len(ranked)))
+	for _, r := range ranked {
+		if len(hits) == topK {
+			break
+		}
+		if r.score < q.MinScore {
+			break // ranked is best first
+		}
+		ch := c.chunks[r.slot]
+		d := ch.doc
+		url := ch.url
+		if url == "" {
+			url = d.url
+		}
+		hits = append(hits, Hit{
+			ChunkID: d.id + "#" + strconv.Itoa(int(ch.pos)), DocID: d.id, Pos: int(ch.pos),
+			Text: ch.text, Score: r.score, Heading: ch.heading, Title: d.title, URL: url,
+			Start: ch.start, End: ch.end, Record: ch.record, Metadata: c.attrSets[ch.attr],
+		})
+	}
+	sc.filter = nil
+	return hits, nil
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n, n+n/4)
+	}
+	return s[:n]
+}
+
+// better orders ranked chunks: higher score, then document id, then
+// position; a total order on chunks, which no invisible document can
+// change.
+func (c *Collection) better(a, b scored) bool {
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	x, y := c.chunks[a.slot], c.chunks[b.slot]
+	if x.doc.id != y.doc.id {
+		return x.doc.id < y.doc.id
+	}
+	return x.pos < y.pos
+}
+
+// keyword ranks by BM25 over the visible classes. N (the number of
+// chunks), the average chunk length and each term's document frequency
+// are sums over the visible classes only, so a chunk the principal may not
+// see changes no score.
+func (c *Collection) keyword(sc *scratch, terms []string, depth int) []scored {
+	sc.kw = sc.kw[:0]
+	if len(terms) == 0 {
+		return sc.kw
+	}
+	var n, total int64
+	for _, cl := range sc.visible {
+		n += int64(cl.chunks)
+		total += cl.length
+	}
+	if n == 0 {
+		return sc.kw
+	}
+	avg := float64(total) / float64(n)
+	if avg == 0 {
+		avg = 1
+	}
+	sc.acc = grow(sc.acc, len(c.chunks))
+	sc.touched = sc.touched[:0]
+	for _, t := range terms {
+		var df int64
+		for _, cl := range sc.visible {
+			df += int64(len(cl.post[t]))
+		}
+		if df == 0 {
+			continue
+		}
+		idf := math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
+		for _, cl := range sc.visible {
+			for _, p := range cl.post[t] {
+				ch := c.chunks[p.slot]
+				if sc.filter != nil && !sc.match(ch) {
+					continue
+				}
+				tf := float64(p.tf)
+				norm := BM25K1 * (1 - BM25B + BM25B*float64(ch.length)/avg)
+				if sc.acc[p.slot] == 0 {
+					sc.touched = append(sc.touched, p.slot)
+				}
+				sc.acc[p.slot] += idf * tf * (BM25K1 + 1) / (tf + norm)
+			}
+		}
+	}
+	for _, s := range sc.touched {
+		sc.kw = c.push(sc.kw, scored{s, sc.acc[s]}, depth)
+		sc.acc[s] = 0
+	}
+	return c.sortHeap(sc.kw)
+}
+
+// vector ranks by cosine similarity over the visible classes' indexes,
+// each asked for its depth best admitted chunks, merged.
+func (c *Collection) vector(sc *scratch, q []float32, depth int) []scored {
+	sc.vec = sc.vec[:0]
+	zero := true
+	for _, x := range q {
+		if x != 0 {
+			zero = false
+			break
+		}
+	}
+	if zero {
+		return sc.vec // a text without words: no direction to rank by
+	}
+	for _, cl := range sc.visible {
+		if sc.filter == nil {
+			sc.vhits = cl.vec.SearchFunc(q, depth, sc.allowFn, sc.vhits)
+		} else {
+			sc.ids = sc.ids[:0]
+			for _, d := range cl.docs {
+				for s := d.first; s < d.first+d.n; s++ {
+					if sc.match(c.chunks[s]) {
+						sc.ids = append(sc.ids, uint64(s))
+					}
+				}
+			}
+			switch {
+			case len(sc.ids) == 0:
+				continue
+			case len(sc.ids) <= exactFiltered:
+				sc.vhits = cl.vec.SearchIDs(q, sc.ids, depth, sc.vhits)
+			default:
+				sc.vhits = cl.vec.SearchFunc(q, depth, sc.allowFn, sc.vhits)
+			}
+		}
+		for _, h := range sc.vhits {
+			sc.vec = c.push(sc.vec, scored{uint32(h.ID), float64(h.Score)}, depth)
+		}
+	}
+	return c.sortHeap(sc.vec)
+}
+
+// fuse merges two rankings by reciprocal rank fusion, scaled so that first
+// in both is 1.
+func (c *Collection) fuse(sc *scratch, kw, vec []scored, topK int) []scored {
+	if sc.fused == nil {
+		sc.fused = map[uint32]float64{}
+	}
+	clear(sc.fused)
+	const scale = (RRFK + 1) / 2.0
+	for _, list := range [2][]scored{kw, vec} {
+		for r, x := range list {
+			sc.fused[x.slot] += scale / float64(RRFK+r+1)
+		}
+	}
+	sc.out = sc.out[:0]
+	for s, v := range sc.fused {
+		sc.out = c.push(sc.out, scored{s, v}, topK)
+	}
+	return c.sortHeap(sc.out)
+}
+
+// push adds x to h, a heap of at most n entries whose root is the worst,
+// keeping the n best.
+func (c *Collection) push(h []scored, x scored, n int) []scored {
+	if len(h) < n {
+		h = append(h, x)
+		for i := len(h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if !c.better(h[p], h[i]) {
+				break
+			}
+			h[p], h[i] = h[i], h[p]
+			i = p
+		}
+		return h
+	}
+	if n == 0 || !c.better(x, h[0]) {
+		return h
+	}
+	h[0] = x
+	c.down(h, 0)
+	return h
+}
+
+func (c *Collection) down(h []scored, i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		w := l
+		if r := l + 1; r < len(h) && c.better(h[l], h[r]) {
+			w = r
+		}
+		if !c.better(h[i], h[w]) {
+			return
+		}
+		h[i], h[w] = h[w], h[i]
+		i = w
+	}
+}
+
+// sortHeap sorts a worst-at-root heap in place, best first.
+func (c *Collection) sortHeap(h []scored) []scored {
+	for n := len(h) - 1; n > 0; n-- {
+		h[0], h[n] = h[n], h[0]
+		c.down(h[:n], 0)
+	}
+	return h
+}
