@@ -5,16 +5,20 @@
 // added over the direct path at several rates, closed-loop throughput, CPU
 // per request and resident memory, checked against DESIGN.md's budget, and
 // the pool strategies compared on a heterogeneous pool of simulators with
-// the multi-tenant shared-prefix load (the Routing section).
+// the multi-tenant shared-prefix load (the Routing section), and the
+// dynamic batcher off and on for embeddings and KServe v2 inference (the
+// Batching section).
 //
-//	go run ./loadtest/bench            # full run, about 22 minutes
-//	go run ./loadtest/bench --quick    # smoke run, well under 2 minutes, stdout only
-//	go run ./loadtest/bench --routing  # the Routing section alone, about 6 minutes, in place
+//	go run ./loadtest/bench             # full run, about 25 minutes
+//	go run ./loadtest/bench --quick     # smoke run, well under 2 minutes, stdout only
+//	go run ./loadtest/bench --routing   # the Routing section alone, about 6 minutes, in place
+//	go run ./loadtest/bench --batching  # the Batching section alone, about 3 minutes, in place
 //
 // See loadtest/bench/README.md.
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -63,6 +67,11 @@ type options struct {
 	routing      bool
 	withRouting  bool
 	routingSetup RoutingSetup
+	// batching runs the batching comparison alone (--batching);
+	// withBatching includes it in the full run.
+	batching      bool
+	withBatching  bool
+	batchingSetup BatchingSetup
 }
 
 const benchModel = "bench-model"
@@ -82,8 +91,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.render != "" {
 		render := rerender
-		if o.routing {
+		switch {
+		case o.routing:
 			render = rerenderRouting
+		case o.batching:
+			render = rerenderBatching
 		}
 		if err := render(o, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
@@ -95,6 +107,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if o.routing {
 		if err := benchRouting(ctx, o, args, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		return 0
+	}
+	if o.batching {
+		if err := benchBatching(ctx, o, args, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 1
 		}
@@ -123,7 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.streamTokens, "stream-tokens", 100, "tokens per stream of the memory point")
 	fs.StringVar(&o.out, "out", "", "markdown output file (default: BENCHMARKS.md at the module root; none with --quick)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the raw results as JSON to this file")
-	fs.StringVar(&o.render, "render", "", "only re-render the markdown from a results file written by --json (no run); with --routing, only the Routing section")
+	fs.StringVar(&o.render, "render", "", "only re-render the markdown from a results file written by --json (no run); with --routing or --batching, only that section")
 	fs.BoolVar(&o.micro, "micro", true, "also run the stages' Go benchmarks (go test -bench; about 3 minutes)")
 	fs.BoolVar(&o.addMicro, "add-micro", false, "with --render: run the stages' Go benchmarks now and add them to the results file before rendering")
 	fs.StringVar(&o.bin, "bin", "", "use this switchyard binary instead of building one")
@@ -147,6 +166,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&rs.PoolYAML, "routing-pool-yaml", "", "routing: YAML added to every strategy's pool, e.g. 'routing: {weights: {prefix: 5}}' (strategies ignore what they do not read)")
 	fs.IntVar(&rs.OutputTokens, "routing-output-tokens", rs.OutputTokens, "routing: output tokens of every request")
 	fs.IntVar(&rs.MaxNumSeqs, "routing-max-num-seqs", rs.MaxNumSeqs, "routing: sequences running at once on each simulator")
+	bs := defaultBatchingSetup()
+	fs.BoolVar(&o.batching, "batching", false, "run only the batching comparison and re-render the Batching section of --out (default BENCHMARKS.md) in place, and its plot")
+	fs.BoolVar(&o.withBatching, "with-batching", true, "the full run also runs the batching comparison (about 3 minutes)")
+	workloads := fs.String("batching-workloads", strings.Join(bs.Workloads, ","), "batching: the workloads, comma-separated (embeddings, classifier)")
+	clients := fs.String("batching-clients", joinIntsComma(bs.Clients), "batching: concurrent closed-loop clients of each point, comma-separated")
+	delays := fs.String("batching-delays", joinDurations(bs.Delays), "batching: max_queue_delay of each batching-on gateway, comma-separated (batching off is always run); empty: off only")
+	fs.IntVar(&bs.MaxBatchSize, "batching-max-batch-size", bs.MaxBatchSize, "batching: max_batch_size of the batching-on gateways")
+	fs.DurationVar(&bs.Duration, "batching-duration", bs.Duration, "batching: measured time of each point")
+	fs.DurationVar(&bs.Warmup, "batching-warmup", bs.Warmup, "batching: warm-up of each point, before its measured window")
+	fs.IntVar(&bs.Repeats, "batching-repeats", bs.Repeats, "batching: times each point is measured; medians are reported")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -182,6 +211,26 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		def("routing-duration", func() { rs.Duration = 2 * time.Second })
 		def("routing-warmup", func() { rs.Warmup = time.Second })
 	}
+	if o.batching && o.quick {
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("batching-repeats", func() { bs.Repeats = 1 })
+		def("batching-duration", func() { bs.Duration = time.Second })
+		def("batching-warmup", func() { bs.Warmup = 300 * time.Millisecond })
+	}
+	if o.routing && o.batching {
+		return o, errors.New("--routing and --batching: one comparison at a time")
+	}
+	if err := parseBatchingLists(&bs, *workloads, *clients, *delays); err != nil {
+		return o, err
+	}
+	if err := bs.validate(); err != nil {
+		return o, err
+	}
+	o.batchingSetup = bs
 	rs.Strategies = nil
 	for st := range strings.SplitSeq(*strategies, ",") {
 		if st = strings.TrimSpace(st); st != "" {
@@ -697,15 +746,29 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		}
 		res.Routing.Pinning = routingPinning(e, res.Pinning)
 	}
+	var br *BatchingResults
+	if o.withBatching && !o.quick {
+		if br, err = e.runBatching(ctx, o.batchingSetup, res.Command); err != nil {
+			return err
+		}
+		br.Pinning = batchingPinning(e, res.Pinning)
+	}
 
 	res.LoadAfter = loadAvg()
 	res.Elapsed = time.Since(began)
 	res.Notes = append(res.Notes, noiseNotes(res)...)
 
-	if err := writeJSON(o.jsonOut, res, stderr); err != nil {
+	if err := writeJSON(o.jsonOut, fullResults{res, br}, stderr); err != nil {
 		return err
 	}
-	return output(res, o.out, stdout, stderr)
+	return output(res, br, o.out, stdout, stderr)
+}
+
+// fullResults is the full run's results file: the Results and, beside
+// them, the batching comparison (under "batching").
+type fullResults struct {
+	*Results
+	Batching *BatchingResults `json:"batching,omitempty"`
 }
 
 // writeJSON writes v, indented, to path (--json); nothing when path is
@@ -725,28 +788,39 @@ func writeJSON(path string, v any, stderr io.Writer) error {
 	return nil
 }
 
-// output writes the markdown to stdout and, when out is set, to out.
-func output(res *Results, out string, stdout, stderr io.Writer) error {
-	if err := RenderMarkdown(stdout, res); err != nil {
+// output writes the markdown, with br's Batching section when br is not
+// nil, to stdout and, when out is set, to out, and the plots next to it.
+func output(res *Results, br *BatchingResults, out string, stdout, stderr io.Writer) error {
+	var doc bytes.Buffer
+	if err := RenderMarkdown(&doc, res); err != nil {
+		return err
+	}
+	md := doc.Bytes()
+	if br != nil {
+		var sec strings.Builder
+		renderBatching(&sec, br)
+		var err error
+		if md, err = spliceBatching(md, sec.String()); err != nil {
+			return err
+		}
+	}
+	if _, err := stdout.Write(md); err != nil {
 		return err
 	}
 	if out == "" {
 		return nil
 	}
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	if err := RenderMarkdown(f, res); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", out, err)
-	}
-	if err := f.Close(); err != nil {
+	if err := os.WriteFile(out, md, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", out, err)
 	}
 	fmt.Fprintf(stderr, "bench: wrote %s\n", out)
 	if res.Routing != nil {
-		return writeRoutingSVG(res.Routing, out, stderr)
+		if err := writeRoutingSVG(res.Routing, out, stderr); err != nil {
+			return err
+		}
+	}
+	if br != nil {
+		return writeBatchingSVG(br, out, stderr)
 	}
 	return nil
 }
@@ -761,6 +835,10 @@ func rerender(o options, stdout, stderr io.Writer) error {
 	if err := json.Unmarshal(b, &res); err != nil {
 		return fmt.Errorf("reading results %s: %w", o.render, err)
 	}
+	br, err := readBatching(b)
+	if err != nil {
+		return fmt.Errorf("reading results %s: %w", o.render, err)
+	}
 	if o.addMicro {
 		root, err := moduleRoot()
 		if err != nil {
@@ -769,7 +847,7 @@ func rerender(o options, stdout, stderr io.Writer) error {
 		if res.Micro, err = runMicro(context.Background(), root, stderr); err != nil {
 			return err
 		}
-		b, err := json.MarshalIndent(&res, "", "  ")
+		b, err := json.MarshalIndent(fullResults{&res, br}, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -777,7 +855,7 @@ func rerender(o options, stdout, stderr io.Writer) error {
 			return fmt.Errorf("writing %s: %w", o.render, err)
 		}
 	}
-	return output(&res, o.out, stdout, stderr)
+	return output(&res, br, o.out, stdout, stderr)
 }
 
 // Request shapes of the latency and throughput runs: short prompts and
