@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"slices"
@@ -228,35 +227,7 @@ func joinFloats(xs []float64) string {
 // renders it; else at the end. The rest of doc is kept byte for byte. A
 // marker without its partner is an error: the file was edited by hand.
 func spliceRouting(doc []byte, section string) ([]byte, error) {
-	var out bytes.Buffer
-	i, j := bytes.Index(doc, []byte(routingBegin)), bytes.Index(doc, []byte(routingEnd))
-	switch {
-	case i >= 0 && j > i:
-		end := j + len(routingEnd)
-		if end < len(doc) && doc[end] == '\n' {
-			end++
-		}
-		out.Write(doc[:i])
-		out.WriteString(section)
-		out.Write(doc[end:])
-		return out.Bytes(), nil
-	case i >= 0 || j >= 0:
-		return nil, fmt.Errorf("the markers %s and %s are not both there, in that order: restore them or rerun the full harness", routingBegin, routingEnd)
-	}
-	if k := bytes.Index(doc, []byte("\n## Budget")); k >= 0 {
-		out.Write(doc[:k])
-		out.WriteString("\n")
-		out.WriteString(section)
-		out.Write(doc[k:])
-		return out.Bytes(), nil
-	}
-	out.Write(doc)
-	if len(doc) > 0 && !bytes.HasSuffix(doc, []byte("\n")) {
-		out.WriteString("\n")
-	}
-	out.WriteString("\n")
-	out.WriteString(section)
-	return out.Bytes(), nil
+	return spliceSection(doc, section, routingBegin, routingEnd)
 }
 
 // strategyColor gives each strategy a fixed colour in the plot.
@@ -384,23 +355,13 @@ func xmlEscape(s string) string {
 // least one decade apart), the plots' log scale; ok is false when no point
 // has one.
 func p90Decades(r *RoutingResults) (lo, hi float64, ok bool) {
-	lo, hi = math.Inf(1), math.Inf(-1)
+	var vs []float64
 	for _, p := range r.Points {
-		if len(p.Samples) == 0 {
-			continue
-		}
-		if v := p.Agg().TTFTP90; v > 0 {
-			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		if len(p.Samples) > 0 {
+			vs = append(vs, p.Agg().TTFTP90)
 		}
 	}
-	if math.IsInf(lo, 1) {
-		return 0, 0, false
-	}
-	lo, hi = math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
-	if hi <= lo {
-		hi = lo + 1
-	}
-	return lo, hi, true
+	return logDecades(vs)
 }
 
 // routingASCII is the plot as text: one bar per strategy and rate, its
