@@ -132,22 +132,21 @@ func (x *Exchange) appendError(dst []byte, e *Error) []byte {
 
 // writeKServeError writes e as an Open Inference Protocol error.
 func writeKServeError(ctx *fasthttp.RequestCtx, e *Error) {
-	ctx.Response.ResetBody()
-	ctx.SetStatusCode(e.Status)
-	ctx.SetContentType("application/json")
-	if e.RetryAfter > 0 && (e.Status == fasthttp.StatusTooManyRequests || e.Status == fasthttp.StatusServiceUnavailable) {
-		ctx.Response.Header.Set("retry-after", strconv.Itoa(e.RetryAfter))
-	}
-	ctx.SetBody(oip.AppendError(nil, e.Message))
+	writeErrorBody(ctx, e, oip.AppendError(nil, e.Message))
 }
 
 // writeError writes e as the response of ctx.
 func writeError(ctx *fasthttp.RequestCtx, e *Error) {
+	writeErrorBody(ctx, e, appendErrorBody(nil, e))
+}
+
+// writeErrorBody writes e's status, its retry-after, and body.
+func writeErrorBody(ctx *fasthttp.RequestCtx, e *Error, body []byte) {
 	ctx.Response.ResetBody()
 	ctx.SetStatusCode(e.Status)
 	ctx.SetContentType("application/json")
 	if e.RetryAfter > 0 && (e.Status == fasthttp.StatusTooManyRequests || e.Status == fasthttp.StatusServiceUnavailable) {
 		ctx.Response.Header.Set("retry-after", strconv.Itoa(e.RetryAfter))
 	}
-	ctx.SetBody(appendErrorBody(nil, e))
+	ctx.SetBody(body)
 }

@@ -458,3 +458,8 @@ func MetadataValue(meta []byte, key string) ([]byte, bool) {
 	}
 	return s, true
 }
+
+// AppendUnescaped appends the content of a validated JSON string (without
+// its quotes) to dst, with its escapes undone; a lone surrogate becomes
+// U+FFFD. s must have passed a JSON scan: its escapes are not checked.
+func AppendUnescaped(dst, s []byte) []byte { return appendUnescaped(dst, s) }

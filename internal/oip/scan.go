@@ -2,8 +2,8 @@ package oip
 
 import (
 	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"switchyard/internal/jsonscan"
 )
 
 // The scanner below works on offsets into one body. Every function takes the
@@ -319,56 +319,8 @@ func keyText(key []byte, esc bool, buf *[maxKnownKey]byte) []byte {
 }
 
 // appendUnescaped appends the content of a validated JSON string (without
-// its quotes) to dst, unescaped. A lone surrogate becomes U+FFFD.
-func appendUnescaped(dst, s []byte) []byte {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c != '\\' {
-			j := i + 1
-			for j < len(s) && s[j] != '\\' {
-				j++
-			}
-			dst = append(dst, s[i:j]...)
-			i = j
-			continue
-		}
-		switch s[i+1] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r := hex4(s[i+2:])
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					if pair := utf16.DecodeRune(r, hex4(s[i+2:])); pair != utf8.RuneError {
-						dst = utf8.AppendRune(dst, pair)
-						i += 6
-						continue
-					}
-				}
-				r = utf8.RuneError
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default: // '"', '\\', '/'
-			dst = append(dst, s[i+1])
-		}
-		i += 2
-	}
-	return dst
-}
-
-func hex4(s []byte) rune {
-	return rune(unhex(s[0])<<12 | unhex(s[1])<<8 | unhex(s[2])<<4 | unhex(s[3]))
-}
+// its quotes) to dst, unescaped.
+func appendUnescaped(dst, s []byte) []byte { return jsonscan.AppendUnescaped(dst, s) }
 
 // isString reports whether b is exactly one JSON string, quotes included.
 func isString(b []byte) bool {
