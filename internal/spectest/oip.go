@@ -101,22 +101,14 @@ func LoadOIPFile(path string) (*Spec, error) {
 	return &Spec{path: path, names: names, compiler: c, schemas: make(map[string]*compiled)}, nil
 }
 
+var oipSource = &specSource{title: "Open Inference Protocol", what: "Open Inference Protocol", env: EnvOIPSpecPath, missing: ErrNoOIPSpec, load: LoadOIP}
+
 // NeedOIP loads the Open Inference Protocol specification for a test that
 // cannot run without it, like Need: it skips when the file is absent, or
 // fails when Required; any other failure to load fails the test.
 func NeedOIP(tb testing.TB) *Spec {
 	tb.Helper()
-	s, err := LoadOIP()
-	if errors.Is(err, ErrNoOIPSpec) {
-		if Required() {
-			tb.Fatalf("%s is set, but: %v", EnvRequireSpec, err)
-		}
-		tb.Skipf("skipping: %v (set %s to the file)", err, EnvOIPSpecPath)
-	}
-	if err != nil {
-		tb.Fatalf("loading Open Inference Protocol specification: %v", err)
-	}
-	return s
+	return oipSource.need(tb)
 }
 
 // CheckOIP validates body against the Open Inference Protocol component
@@ -127,62 +119,9 @@ func NeedOIP(tb testing.TB) *Spec {
 // missing specification fails the test at once.
 func CheckOIP(t testing.TB, schema string, body []byte) {
 	t.Helper()
-	s, err := LoadOIP()
-	if errors.Is(err, ErrNoOIPSpec) {
-		if Required() {
-			t.Fatalf("%s is set, but: %v", EnvRequireSpec, err)
-		}
-		skipOIPAtEnd(t, err)
-		return
-	}
-	if err != nil {
-		t.Fatalf("loading Open Inference Protocol specification: %v", err)
-	}
-	err = s.Validate(schema, body)
-	var me *MismatchError
-	switch {
-	case err == nil:
-	case errors.As(err, &me):
-		t.Errorf("%v\nbody: %s", err, body)
-	default:
-		t.Fatalf("%v", err)
-	}
-}
-
-// oipSkipping holds the tests that skipOIPAtEnd has scheduled a skip for.
-var oipSkipping sync.Map // testing.TB -> struct{}
-
-// skipOIPAtEnd marks t skipped when it ends without failing, once per test.
-func skipOIPAtEnd(t testing.TB, reason error) {
-	if _, dup := oipSkipping.LoadOrStore(t, struct{}{}); dup {
-		return
-	}
-	t.Cleanup(func() {
-		oipSkipping.Delete(t)
-		if !t.Failed() {
-			t.Skipf("the Open Inference Protocol conformance checks were skipped: %v (set %s to the file)", reason, EnvOIPSpecPath)
-		}
-	})
+	oipSource.check(t, schema, body)
 }
 
 // oipSpecPath returns where the specification should be: the override in
 // EnvOIPSpecPath, else oipRelPath from the module root.
-func oipSpecPath() (string, error) {
-	if p := os.Getenv(EnvOIPSpecPath); p != "" {
-		return p, nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("spectest: finding working directory: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, oipRelPath), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%w: no go.mod above the working directory", ErrNoOIPSpec)
-		}
-		dir = parent
-	}
-}
+func oipSpecPath() (string, error) { return modulePath(EnvOIPSpecPath, oipRelPath, ErrNoOIPSpec) }

@@ -326,17 +326,7 @@ func pointer(tokens []string) string {
 // Required. Any other failure to load fails the test.
 func Need(tb testing.TB) *Spec {
 	tb.Helper()
-	s, err := Load()
-	if errors.Is(err, ErrNoSpec) {
-		if Required() {
-			tb.Fatalf("%s is set, but: %v", EnvRequireSpec, err)
-		}
-		tb.Skipf("skipping: %v (set %s to the file)", err, EnvSpecPath)
-	}
-	if err != nil {
-		tb.Fatalf("loading OpenAI specification: %v", err)
-	}
-	return s
+	return openAI.need(tb)
 }
 
 // Check is the test helper: it validates body against the component schema
@@ -349,16 +339,48 @@ func Need(tb testing.TB) *Spec {
 // missing specification fails the test at once instead.
 func Check(t testing.TB, schema string, body []byte) {
 	t.Helper()
-	s, err := Load()
-	if errors.Is(err, ErrNoSpec) {
+	openAI.check(t, schema, body)
+}
+
+// specSource is one specification the helpers check against.
+type specSource struct {
+	title    string // "OpenAI", "Open Inference Protocol"
+	what     string // what the checks are, for the skip message
+	env      string // the variable naming the file
+	missing  error  // what load wraps when the file is absent
+	load     func() (*Spec, error)
+	skipping sync.Map // testing.TB -> struct{}: tests skipAtEnd has scheduled
+}
+
+var openAI = &specSource{title: "OpenAI", what: "OpenAPI", env: EnvSpecPath, missing: ErrNoSpec, load: Load}
+
+func (src *specSource) need(tb testing.TB) *Spec {
+	tb.Helper()
+	s, err := src.load()
+	if errors.Is(err, src.missing) {
+		if Required() {
+			tb.Fatalf("%s is set, but: %v", EnvRequireSpec, err)
+		}
+		tb.Skipf("skipping: %v (set %s to the file)", err, src.env)
+	}
+	if err != nil {
+		tb.Fatalf("loading %s specification: %v", src.title, err)
+	}
+	return s
+}
+
+func (src *specSource) check(t testing.TB, schema string, body []byte) {
+	t.Helper()
+	s, err := src.load()
+	if errors.Is(err, src.missing) {
 		if Required() {
 			t.Fatalf("%s is set, but: %v", EnvRequireSpec, err)
 		}
-		skipAtEnd(t, err)
+		src.skipAtEnd(t, err)
 		return
 	}
 	if err != nil {
-		t.Fatalf("loading OpenAI specification: %v", err)
+		t.Fatalf("loading %s specification: %v", src.title, err)
 	}
 	err = s.Validate(schema, body)
 	var me *MismatchError
@@ -371,26 +393,28 @@ func Check(t testing.TB, schema string, body []byte) {
 	}
 }
 
-// skipping holds the tests that skipAtEnd has already scheduled a skip for.
-var skipping sync.Map // testing.TB -> struct{}
-
 // skipAtEnd marks t skipped when it ends without failing, once per test.
-func skipAtEnd(t testing.TB, reason error) {
-	if _, dup := skipping.LoadOrStore(t, struct{}{}); dup {
+func (src *specSource) skipAtEnd(t testing.TB, reason error) {
+	if _, dup := src.skipping.LoadOrStore(t, struct{}{}); dup {
 		return
 	}
 	t.Cleanup(func() {
-		skipping.Delete(t)
+		src.skipping.Delete(t)
 		if !t.Failed() {
-			t.Skipf("the OpenAPI conformance checks were skipped: %v (set %s to the file)", reason, EnvSpecPath)
+			t.Skipf("the %s conformance checks were skipped: %v (set %s to the file)", src.what, reason, src.env)
 		}
 	})
 }
 
 // specPath returns where the specification should be: the override in
 // EnvSpecPath, else specRelPath from the module root.
-func specPath() (string, error) {
-	if p := os.Getenv(EnvSpecPath); p != "" {
+func specPath() (string, error) { return modulePath(EnvSpecPath, specRelPath, ErrNoSpec) }
+
+// modulePath returns the file named by the environment variable env, else
+// rel from the module root (the directory holding go.mod above the working
+// directory); missing is wrapped when there is no module root.
+func modulePath(env, rel string, missing error) (string, error) {
+	if p := os.Getenv(env); p != "" {
 		return p, nil
 	}
 	dir, err := os.Getwd()
@@ -399,11 +423,11 @@ func specPath() (string, error) {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, specRelPath), nil
+			return filepath.Join(dir, rel), nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("%w: no go.mod above the working directory", ErrNoSpec)
+			return "", fmt.Errorf("%w: no go.mod above the working directory", missing)
 		}
 		dir = parent
 	}
