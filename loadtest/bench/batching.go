@@ -606,37 +606,12 @@ func readBatching(b []byte) (*BatchingResults, error) {
 func outputBatching(br *BatchingResults, out string, stdout, stderr io.Writer) error {
 	var b strings.Builder
 	renderBatching(&b, br)
-	if _, err := io.WriteString(stdout, b.String()); err != nil {
-		return err
-	}
-	if out == "" {
-		return nil
-	}
-	doc, err := os.ReadFile(out)
-	if err != nil {
-		return fmt.Errorf("reading %s to re-render its Batching section (run the full harness once to create it): %w", out, err)
-	}
-	spliced, err := spliceBatching(doc, b.String())
-	if err != nil {
-		return fmt.Errorf("re-rendering the Batching section of %s: %w", out, err)
-	}
-	if err := os.WriteFile(out, spliced, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", out, err)
-	}
-	fmt.Fprintf(stderr, "bench: re-rendered the Batching section of %s\n", out)
-	return writeBatchingSVG(br, out, stderr)
+	return outputSection(section{name: "Batching", begin: batchingBegin, end: batchingEnd, svgPath: batchingSVGPath, plot: "batching"},
+		b.String(), func() string { return BatchingSVG(br) }, out, stdout, stderr)
 }
 
 // writeBatchingSVG writes the plot where BENCHMARKS.md's image link points,
 // relative to the markdown file out.
 func writeBatchingSVG(br *BatchingResults, out string, stderr io.Writer) error {
-	path := filepath.Join(filepath.Dir(out), filepath.FromSlash(batchingSVGPath))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("creating the plot's directory: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(BatchingSVG(br)), 0o644); err != nil {
-		return fmt.Errorf("writing the batching plot %s: %w", path, err)
-	}
-	fmt.Fprintf(stderr, "bench: wrote %s\n", path)
-	return nil
+	return writeSVG(batchingSVGPath, "batching", BatchingSVG(br), out, stderr)
 }

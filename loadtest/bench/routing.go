@@ -508,37 +508,12 @@ func rerenderRouting(o options, stdout, stderr io.Writer) error {
 func outputRouting(rr *RoutingResults, out string, stdout, stderr io.Writer) error {
 	var b strings.Builder
 	renderRouting(&b, rr)
-	if _, err := io.WriteString(stdout, b.String()); err != nil {
-		return err
-	}
-	if out == "" {
-		return nil
-	}
-	doc, err := os.ReadFile(out)
-	if err != nil {
-		return fmt.Errorf("reading %s to re-render its Routing section (run the full harness once to create it): %w", out, err)
-	}
-	spliced, err := spliceRouting(doc, b.String())
-	if err != nil {
-		return fmt.Errorf("re-rendering the Routing section of %s: %w", out, err)
-	}
-	if err := os.WriteFile(out, spliced, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", out, err)
-	}
-	fmt.Fprintf(stderr, "bench: re-rendered the Routing section of %s\n", out)
-	return writeRoutingSVG(rr, out, stderr)
+	return outputSection(section{name: "Routing", begin: routingBegin, end: routingEnd, svgPath: routingSVGPath, plot: "routing"},
+		b.String(), func() string { return RoutingSVG(rr) }, out, stdout, stderr)
 }
 
 // writeRoutingSVG writes the plot where BENCHMARKS.md's image link points,
 // relative to the markdown file out.
 func writeRoutingSVG(rr *RoutingResults, out string, stderr io.Writer) error {
-	path := filepath.Join(filepath.Dir(out), filepath.FromSlash(routingSVGPath))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("creating the plot's directory: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(RoutingSVG(rr)), 0o644); err != nil {
-		return fmt.Errorf("writing the routing plot %s: %w", path, err)
-	}
-	fmt.Fprintf(stderr, "bench: wrote %s\n", path)
-	return nil
+	return writeSVG(routingSVGPath, "routing", RoutingSVG(rr), out, stderr)
 }
