@@ -678,7 +678,11 @@ func (pb *poolBatcher) splitList(x *Exchange, reqs []*batch.Request[batchResult]
 		total += c
 	}
 	total *= per
-	elems := make([][]byte, total)
+	// Every element's place in up and its index's place, so that each
+	// caller's body is assembled from pieces of up without scanning it
+	// again.
+	type elem struct{ start, idx, idxEnd, end int }
+	elems := make([]elem, total)
 	var bad error
 	if _, err := jsonscan.Elements(arr, func(e []byte) bool {
 		v, ok := jsonscan.Lookup(e, "index")
@@ -688,10 +692,12 @@ func (pb *poolBatcher) splitList(x *Exchange, reqs []*batch.Request[batchResult]
 			bad = fmt.Errorf("an element of %q without an integer index", field)
 		case i < 0 || i >= int64(total):
 			bad = fmt.Errorf("index %d of %q out of the batch's %d", i, field, total)
-		case elems[i] != nil:
+		case elems[i].end != 0:
 			bad = fmt.Errorf("index %d of %q twice", i, field)
 		default:
-			elems[i] = e
+			es, ee := spanIn(up, e)
+			is, ie := spanIn(up, v)
+			elems[i] = elem{es, is, ie, ee}
 			return true
 		}
 		return false
@@ -702,58 +708,83 @@ func (pb *poolBatcher) splitList(x *Exchange, reqs []*batch.Request[batchResult]
 		return fmt.Errorf("%q: %w", field, err)
 	}
 	for i, e := range elems {
-		if e == nil {
+		if e.end == 0 {
 			return fmt.Errorf("index %d of %q missing", i, field)
 		}
 	}
-	usage, _ := jsonscan.Lookup(up, "usage")
+	as, ae := spanIn(up, arr)
+	usage, hasUsage := jsonscan.Lookup(up, "usage")
+	us, ue := 0, 0
 	pt, ct := int64(0), int64(0)
-	if len(usage) > 0 && usage[0] == '{' {
-		if v, ok := jsonscan.Lookup(usage, "prompt_tokens"); ok {
-			pt, _ = jsonscan.ParseInt(v)
-		}
-		if v, ok := jsonscan.Lookup(usage, "completion_tokens"); ok {
-			ct, _ = jsonscan.ParseInt(v)
+	if hasUsage {
+		us, ue = spanIn(up, usage)
+		if len(usage) > 0 && usage[0] == '{' {
+			if v, ok := jsonscan.Lookup(usage, "prompt_tokens"); ok {
+				pt, _ = jsonscan.ParseInt(v)
+			}
+			if v, ok := jsonscan.Lookup(usage, "completion_tokens"); ok {
+				ct, _ = jsonscan.ParseInt(v)
+			}
 		}
 	}
 	pts := shareOut(pt, weights)
 	cts := shareOut(ct, counts)
 	off := 0
-	var buf, num []byte
+	var data, use []byte
 	for i, r := range reqs {
-		buf = append(buf[:0], '[')
+		data = append(data[:0], '[')
 		for j := range counts[i] * per {
 			if j > 0 {
-				buf = append(buf, ',')
+				data = append(data, ',')
 			}
-			num = strconv.AppendInt(num[:0], int64(j), 10)
-			buf = jsonscan.Set(buf, elems[off+j], "index", num)
+			e := elems[off+j]
+			data = append(data, up[e.start:e.idx]...)
+			data = strconv.AppendInt(data, int64(j), 10)
+			data = append(data, up[e.idxEnd:e.end]...)
 		}
-		buf = append(buf, ']')
+		data = append(data, ']')
 		off += counts[i] * per
+		use = append(use[:0], `{"prompt_tokens":`...)
+		use = strconv.AppendInt(use, pts[i], 10)
+		if completion {
+			use = append(use, `,"completion_tokens":`...)
+			use = strconv.AppendInt(use, cts[i], 10)
+		}
+		use = append(use, `,"total_tokens":`...)
+		use = strconv.AppendInt(use, pts[i]+cts[i], 10)
+		use = append(use, '}')
 		res := &r.Result
-		res.body = jsonscan.Set(res.body[:0], up, field, buf)
-		if len(usage) > 0 {
-			num = append(num[:0], `{"prompt_tokens":`...)
-			num = strconv.AppendInt(num, pts[i], 10)
-			if completion {
-				num = append(num, `,"completion_tokens":`...)
-				num = strconv.AppendInt(num, cts[i], 10)
-			}
-			num = append(num, `,"total_tokens":`...)
-			if completion {
-				num = strconv.AppendInt(num, pts[i]+cts[i], 10)
-			} else {
-				num = strconv.AppendInt(num, pts[i], 10)
-			}
-			num = append(num, '}')
-			buf = jsonscan.Set(buf[:0], res.body, "usage", num)
-			res.body = append(res.body[:0], buf...)
+		switch {
+		case !hasUsage:
+			res.body = splice(res.body[:0], up, as, ae, data, 0, 0, nil)
+		case us < as:
+			res.body = splice(res.body[:0], up, us, ue, use, as, ae, data)
+		default:
+			res.body = splice(res.body[:0], up, as, ae, data, us, ue, use)
 		}
 		res.status, res.backend = x.Status, x.Backend
 		res.ctype = append(res.ctype[:0], x.ContentType...)
 	}
 	return nil
+}
+
+// spanIn returns where v, a slice of b (as jsonscan returns them), lies in b.
+func spanIn(b, v []byte) (start, end int) {
+	start = cap(b) - cap(v)
+	return start, start + len(v)
+}
+
+// splice appends b with b[s1:e1] replaced by v1 and, when e2 > 0, b[s2:e2]
+// (which comes after) by v2.
+func splice(dst, b []byte, s1, e1 int, v1 []byte, s2, e2 int, v2 []byte) []byte {
+	dst = append(dst, b[:s1]...)
+	dst = append(dst, v1...)
+	if e2 == 0 {
+		return append(dst, b[e1:]...)
+	}
+	dst = append(dst, b[e1:s2]...)
+	dst = append(dst, v2...)
+	return append(dst, b[e2:]...)
 }
 
 // shareOut splits total in proportion to weights (largest remainders), so
