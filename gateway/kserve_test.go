@@ -98,8 +98,6 @@ func checkRows(t *testing.T, who string, a v2Answer, rs [][]float32) {
 func TestKServeEndpoints(t *testing.T) {
 	simURL, _ := startSim(t, map[string]string{"classifier-model": "sim-classifier"})
 	g := startGateway(t, kserveConfig(simURL, ""))
-	spec := spectest.NeedOIP(t)
-	_ = spec
 
 	for _, tc := range []struct {
 		path   string
