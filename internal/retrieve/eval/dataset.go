@@ -78,7 +78,8 @@ type Question struct {
 	Kind string `json:"kind"`
 }
 
-// Dataset is a corpus with questions over it.
+// Dataset is a corpus with questions over it. Nothing modifies it after
+// Load, so it is safe for concurrent use.
 type Dataset struct {
 	// Documents are sorted by Path.
 	Documents []Document
