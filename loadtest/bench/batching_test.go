@@ -503,7 +503,7 @@ func TestClosedLoadAgainstSim(t *testing.T) {
 	for _, w := range batchWorkloads {
 		t.Run(w, func(t *testing.T) {
 			l := closedLoad{
-				url: url, workload: w, clients: 4, setup: s, seed: 1, warmup: 50 * time.Millisecond, duration: 200 * time.Millisecond,
+				url: url, workload: w, clients: 4, setup: s, seed: 1, warmup: 200 * time.Millisecond, duration: time.Second, // long enough for a CI machine busy with other tests
 			}
 			if w == BatchEmbeddings {
 				// The "gateway" is this process, the simulator in it.
