@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -79,9 +80,10 @@ const (
 	// least (2×TopK when that is more).
 	hybridDepth = 50
 	// exactFiltered: a filtered vector search in a class where at most this
-	// many chunks pass the filter scores them all (vindex.SearchIDs, cost
-	// linear in them) instead of walking the graph, which would visit
-	// about ef×class/passing nodes to find ef passing ones.
+	// many chunks, or at most a third of them, pass the filter scores them
+	// all (vindex.SearchIDs, cost linear in them) instead of walking the
+	// graph, whose beam widens as the share passing falls: measured at
+	// 100k chunks, 512-d, a 10% filter took 8 ms p50 on the graph.
 	exactFiltered = 4096
 	// embedBatch is the default number of texts per Embedder call.
 	embedBatch = 64
@@ -165,9 +167,18 @@ type Collection struct {
 	docs     map[string]*docRec
 	classes  map[string]*class
 	chunks   []*chunkRec      // by slot; nil when deleted or not yet visible
+	lens     []int32          // by slot, the chunk's length (dense, for BM25's scan)
+	attrOf   []uint32         // by slot, the chunk's attribute set
 	attrSets []map[string]any // by attribute set number; nil when deleted
+	// attrKeys indexes attribute sets by key, each list by increasing set
+	// number, so that a filter is evaluated a key at a time over all sets
+	// (filterBits) rather than a set at a time through map lookups.
+	attrKeys map[string][]attrVal
 
-	pool sync.Pool // *scratch
+	// scratches holds idle search scratch. Not a sync.Pool: a garbage
+	// collection would empty it, and a scratch holds a score array of one
+	// float64 per slot (1.6 MB at 200k chunks) worth keeping.
+	scratches chan *scratch
 }
 
 type docRec struct {
@@ -204,6 +215,11 @@ type class struct {
 	length int64                // their total length
 }
 
+type attrVal struct {
+	set uint32
+	v   any
+}
+
 type posting struct {
 	slot uint32
 	tf   uint32
@@ -222,22 +238,19 @@ func New(ctx context.Context, o Options) (*Collection, error) {
 		return nil, err
 	}
 	c := &Collection{
-		emb:     o.Embedder,
-		store:   o.Store,
-		copt:    copt,
-		vopt:    o.Vector,
-		batch:   o.EmbedBatch,
-		docs:    map[string]*docRec{},
-		classes: map[string]*class{},
+		emb:      o.Embedder,
+		store:    o.Store,
+		copt:     copt,
+		vopt:     o.Vector,
+		batch:    o.EmbedBatch,
+		docs:     map[string]*docRec{},
+		classes:  map[string]*class{},
+		attrKeys: map[string][]attrVal{},
 	}
 	if c.batch <= 0 {
 		c.batch = embedBatch
 	}
-	c.pool.New = func() any {
-		sc := &scratch{c: c}
-		sc.allowFn = sc.allow
-		return sc
-	}
+	c.scratches = make(chan *scratch, 2*runtime.GOMAXPROCS(0))
 	if c.store != nil {
 		if err := c.load(ctx); err != nil {
 			return nil, err
@@ -290,7 +303,7 @@ type prepared struct {
 	key    string
 	meta   map[string]any
 	attrs  []map[string]any // per chunk, the merged attributes (shared when equal)
-	terms  []map[string]uint32
+	terms  [][]termTF
 	length []int
 }
 
@@ -431,7 +444,7 @@ func (c *Collection) prepareStored(sd *StoredDoc) (*prepared, error) {
 	}
 	p := &prepared{sd: sd, acl: acl, key: key, meta: meta}
 	p.attrs = make([]map[string]any, len(sd.Chunks))
-	p.terms = make([]map[string]uint32, len(sd.Chunks))
+	p.terms = make([][]termTF, len(sd.Chunks))
 	p.length = make([]int, len(sd.Chunks))
 	for i := range sd.Chunks {
 		ch := &sd.Chunks[i]
@@ -460,7 +473,7 @@ func (c *Collection) prepareStored(sd *StoredDoc) (*prepared, error) {
 			}
 			p.attrs[i] = merged
 		}
-		p.terms[i], p.length[i] = termFreqs(indexText(sd.Title, ch.Heading, ch.Text))
+		p.terms[i], p.length[i] = chunkTerms(indexText(sd.Title, ch.Heading, ch.Text))
 	}
 	return p, nil
 }
@@ -499,6 +512,8 @@ func (c *Collection) apply(p *prepared) {
 	c.classes[p.key] = cl
 	if need := int(first + n); need > len(c.chunks) {
 		c.chunks = slices.Grow(c.chunks, need-len(c.chunks))[:need]
+		c.lens = slices.Grow(c.lens, need-len(c.lens))[:need]
+		c.attrOf = slices.Grow(c.attrOf, need-len(c.attrOf))[:need]
 	}
 	var prevAttr map[string]any
 	var prevNo uint32
@@ -508,6 +523,9 @@ func (c *Collection) apply(p *prepared) {
 		if i == 0 || !sameMap(a, prevAttr) {
 			prevNo = uint32(len(c.attrSets))
 			c.attrSets = append(c.attrSets, a)
+			for k, v := range a {
+				c.attrKeys[k] = append(c.attrKeys[k], attrVal{prevNo, v})
+			}
 			d.attrs = append(d.attrs, prevNo)
 			prevAttr = a
 		}
@@ -517,8 +535,14 @@ func (c *Collection) apply(p *prepared) {
 			start: ch.Start, end: ch.End, heading: ch.Heading, text: ch.Text,
 			record: ch.Record, url: ch.URL,
 		}
-		for t, tf := range p.terms[i] {
-			cl.post[t] = append(cl.post[t], posting{slot, tf})
+		c.lens[slot], c.attrOf[slot] = int32(p.length[i]), prevNo
+		for _, x := range p.terms[i] {
+			l, ok := cl.post[x.term]
+			key := x.term
+			if !ok {
+				key = strings.Clone(key)
+			}
+			cl.post[key] = append(l, posting{slot, x.tf})
 		}
 		cl.length += int64(p.length[i])
 	}
@@ -569,6 +593,18 @@ func (c *Collection) unlink(d *docRec) {
 	}
 	cl.chunks -= int(d.n)
 	for _, a := range d.attrs {
+		for k := range c.attrSets[a] {
+			l := c.attrKeys[k]
+			i, found := slices.BinarySearchFunc(l, a, func(x attrVal, a uint32) int { return cmpUint(uint64(x.set), uint64(a)) })
+			if !found {
+				continue
+			}
+			if l = slices.Delete(l, i, i+1); len(l) == 0 {
+				delete(c.attrKeys, k)
+			} else {
+				c.attrKeys[k] = l
+			}
+		}
 		c.attrSets[a] = nil
 	}
 	i, _ := slices.BinarySearchFunc(cl.docs, d.first, func(x *docRec, s uint32) int { return cmpUint(uint64(x.first), uint64(s)) })

@@ -113,7 +113,7 @@ func TestFuse(t *testing.T) {
 		mustAdd(t, c, Document{ID: id, Content: []byte("text " + id)})
 	}
 	slot := func(id string) uint32 { return c.docs[id].first }
-	sc := c.pool.Get().(*scratch)
+	sc := c.getScratch()
 	kw := []scored{{slot("a"), 9}, {slot("b"), 5}, {slot("c"), 1}}
 	vec := []scored{{slot("c"), 0.9}, {slot("a"), 0.8}, {slot("d"), 0.1}}
 	got := c.fuse(sc, kw, vec, 10)

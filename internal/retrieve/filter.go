@@ -407,9 +407,12 @@ func (f *Filter) Match(attrs map[string]any) bool {
 
 func (f *Filter) compare(t FilterType, attrs map[string]any) bool {
 	a, ok := attrs[f.Key]
-	if !ok {
-		return false
-	}
+	return ok && f.compareValue(t, a)
+}
+
+// compareValue is comparison t (Eq, In, Gt, Gte, Lt or Lte) of an
+// attribute's value a with f.Value.
+func (f *Filter) compareValue(t FilterType, a any) bool {
 	if t == In {
 		l, _ := f.Value.([]any)
 		for _, v := range l {

@@ -14,7 +14,8 @@ type scratch struct {
 	c       *Collection
 	filter  *Filter
 	allowFn func(uint64) bool // sc.allow, bound once
-	memo    []uint8           // per attribute set: 0 unknown, 1 match, 2 not
+	bits    []uint64          // the filter's bitmap by attribute set
+	levels  [][]uint64        // bitmaps by filter depth, for filterBits
 	acc     []float64         // BM25 sums by slot
 	touched []uint32
 	visible []*class
@@ -40,19 +41,89 @@ func (sc *scratch) allow(id uint64) bool {
 		return false
 	}
 	ch := chunks[id]
-	return ch != nil && (sc.filter == nil || sc.match(ch))
+	return ch != nil && (sc.filter == nil || sc.match(uint32(id)))
 }
 
-func (sc *scratch) match(ch *chunkRec) bool {
-	m := sc.memo[ch.attr]
-	if m == 0 {
-		m = 2
-		if sc.filter.Match(sc.c.attrSets[ch.attr]) {
-			m = 1
-		}
-		sc.memo[ch.attr] = m
+// match reports whether the chunk in slot passes the filter (sc.bits is
+// the filter's result by attribute set).
+func (sc *scratch) match(slot uint32) bool {
+	a := sc.c.attrOf[slot]
+	return sc.bits[a>>6]&(1<<(a&63)) != 0
+}
+
+// filterBits evaluates f over every attribute set at once, into a bitmap
+// of the sets it matches: a comparison walks its key's index, a compound
+// combines its children's bitmaps. The caller holds mu.
+func (c *Collection) filterBits(sc *scratch, f *Filter, depth int) []uint64 {
+	n := (len(c.attrSets) + 63) / 64
+	for len(sc.levels) <= depth {
+		sc.levels = append(sc.levels, nil)
 	}
-	return m == 1
+	b := grow(sc.levels[depth], n)
+	sc.levels[depth] = b
+	switch f.Type {
+	case And:
+		for i := range b {
+			b[i] = ^uint64(0)
+		}
+		for i := range f.Filters {
+			cb := c.filterBits(sc, &f.Filters[i], depth+1)
+			for j := range b {
+				b[j] &= cb[j]
+			}
+		}
+		return b
+	case Or:
+		clear(b)
+		for i := range f.Filters {
+			cb := c.filterBits(sc, &f.Filters[i], depth+1)
+			for j := range b {
+				b[j] |= cb[j]
+			}
+		}
+		return b
+	}
+	t := f.Type
+	neg := false
+	switch t {
+	case Ne:
+		t, neg = Eq, true
+	case Nin:
+		t, neg = In, true
+	}
+	clear(b)
+	for _, av := range c.attrKeys[f.Key] {
+		if f.compareValue(t, av.v) {
+			b[av.set>>6] |= 1 << (av.set & 63)
+		}
+	}
+	if neg {
+		// Sets beyond len(attrSets) in the last word are never used.
+		for j := range b {
+			b[j] = ^b[j]
+		}
+	}
+	return b
+}
+
+// getScratch returns an idle scratch or a new one.
+func (c *Collection) getScratch() *scratch {
+	select {
+	case sc := <-c.scratches:
+		return sc
+	default:
+	}
+	sc := &scratch{c: c}
+	sc.allowFn = sc.allow
+	return sc
+}
+
+func (c *Collection) putScratch(sc *scratch) {
+	sc.filter = nil
+	select {
+	case c.scratches <- sc:
+	default:
+	}
 }
 
 // Search returns the best chunks for q that q.Principal may see, best
@@ -113,14 +184,13 @@ func (c *Collection) Search(ctx context.Context, q Query) ([]Hit, error) {
 		return nil, err
 	}
 
-	sc := c.pool.Get().(*scratch)
-	defer c.pool.Put(sc)
+	sc := c.getScratch()
+	defer c.putScratch(sc)
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	sc.filter = q.Filter
 	if q.Filter != nil {
-		sc.memo = grow(sc.memo, len(c.attrSets))
-		clear(sc.memo)
+		sc.bits = c.filterBits(sc, q.Filter, 0)
 	}
 	sc.visible = sc.visible[:0]
 	for _, cl := range c.classes {
@@ -161,7 +231,6 @@ func (c *Collection) Search(ctx context.Context, q Query) ([]Hit, error) {
 			Start: ch.start, End: ch.end, Record: ch.record, Metadata: c.attrSets[ch.attr],
 		})
 	}
-	sc.filter = nil
 	return hits, nil
 }
 
@@ -209,6 +278,7 @@ func (c *Collection) keyword(sc *scratch, terms []string, depth int) []scored {
 	}
 	sc.acc = grow(sc.acc, len(c.chunks))
 	sc.touched = sc.touched[:0]
+	lens := c.lens
 	for _, t := range terms {
 		var df int64
 		for _, cl := range sc.visible {
@@ -220,12 +290,11 @@ func (c *Collection) keyword(sc *scratch, terms []string, depth int) []scored {
 		idf := math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
 		for _, cl := range sc.visible {
 			for _, p := range cl.post[t] {
-				ch := c.chunks[p.slot]
-				if sc.filter != nil && !sc.match(ch) {
+				if sc.filter != nil && !sc.match(p.slot) {
 					continue
 				}
 				tf := float64(p.tf)
-				norm := BM25K1 * (1 - BM25B + BM25B*float64(ch.length)/avg)
+				norm := BM25K1 * (1 - BM25B + BM25B*float64(lens[p.slot])/avg)
 				if sc.acc[p.slot] == 0 {
 					sc.touched = append(sc.touched, p.slot)
 				}
@@ -260,8 +329,16 @@ func (c *Collection) vector(sc *scratch, q []float32, depth int) []scored {
 		} else {
 			sc.ids = sc.ids[:0]
 			for _, d := range cl.docs {
+				if len(d.attrs) == 1 { // one attribute set: test it once
+					if sc.match(d.first) {
+						for s := d.first; s < d.first+d.n; s++ {
+							sc.ids = append(sc.ids, uint64(s))
+						}
+					}
+					continue
+				}
 				for s := d.first; s < d.first+d.n; s++ {
-					if sc.match(c.chunks[s]) {
+					if sc.match(s) {
 						sc.ids = append(sc.ids, uint64(s))
 					}
 				}
@@ -269,7 +346,7 @@ func (c *Collection) vector(sc *scratch, q []float32, depth int) []scored {
 			switch {
 			case len(sc.ids) == 0:
 				continue
-			case len(sc.ids) <= exactFiltered:
+			case len(sc.ids) <= exactFiltered || 3*len(sc.ids) <= cl.chunks:
 				sc.vhits = cl.vec.SearchIDs(q, sc.ids, depth, sc.vhits)
 			default:
 				sc.vhits = cl.vec.SearchFunc(q, depth, sc.allowFn, sc.vhits)

@@ -1,6 +1,7 @@
 package retrieve
 
 import (
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -70,22 +71,50 @@ func (t *termScanner) next() ([]byte, bool) {
 	return t.buf, len(t.buf) > 0
 }
 
-// termFreqs returns the terms of s with their counts, and the number of
-// terms (the document length of BM25).
-func termFreqs(s string) (map[string]uint32, int) {
+// termTF is a term of a chunk with its count.
+type termTF struct {
+	term string
+	tf   uint32
+}
+
+// chunkTerms returns the distinct terms of s with their counts, and the
+// number of terms (the document length of BM25). The terms share one
+// allocation; apply clones those that become new keys of a postings map,
+// so that the chunk's buffer is not kept alive by them.
+func chunkTerms(s string) ([]termTF, int) {
 	var t termScanner
 	t.reset(s)
-	m := make(map[string]uint32)
-	n := 0
+	buf := make([]byte, 0, len(s))
+	ends := make([]int32, 0, len(s)/6+1)
 	for {
 		b, ok := t.next()
 		if !ok {
-			return m, n
+			break
 		}
-		m[string(b)]++
-		n++
+		buf = append(buf, b...)
+		ends = append(ends, int32(len(buf)))
 	}
+	all := string(buf)
+	idx := termIdxPool.Get().(map[string]int32)
+	out := make([]termTF, 0, len(ends)/2+1)
+	start := int32(0)
+	for _, e := range ends {
+		x := all[start:e]
+		start = e
+		if i, ok := idx[x]; ok {
+			out[i].tf++
+			continue
+		}
+		idx[x] = int32(len(out))
+		out = append(out, termTF{x, 1})
+	}
+	clear(idx)
+	termIdxPool.Put(idx)
+	return out, len(ends)
 }
+
+// termIdxPool holds the scratch maps of chunkTerms.
+var termIdxPool = sync.Pool{New: func() any { return make(map[string]int32, 256) }}
 
 // queryTerms returns the distinct terms of s, in order of first appearance.
 func queryTerms(s string) []string {
