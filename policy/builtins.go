@@ -37,6 +37,9 @@ func init() {
 	str1("switchyard.pii", "personal data in the text: [{type, text}], types email, phone, card, iban, ssn, ni, dni, ipv4, ipv6",
 		types.NewArray(nil, finding), func(s string) *ast.Term {
 			fs := detect.PII(s)
+			if len(fs) == 0 {
+				return ast.InternedEmptyArray
+			}
 			ts := make([]*ast.Term, len(fs))
 			for i, f := range fs {
 				ts[i] = ast.ObjectTerm(

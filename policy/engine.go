@@ -1,8 +1,9 @@
 // Package policy is the guard's engine: Open Policy Agent (v1, in
 // process) over the Rego modules of a policy directory. Load compiles them
 // once per config generation, runs their Rego tests (a failing test rejects
-// the config), checks that the decision has the documented shape, and
-// prepares the query; Eval then evaluates one input document.
+// the config), prepares the query, partially evaluated against the
+// settings (see prepare), and checks that the decision has the documented
+// shape; Eval then evaluates one input document.
 //
 // The query is data.switchyard.decision, an object:
 //
@@ -16,6 +17,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,6 +28,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -45,6 +48,10 @@ type Options struct {
 	Data map[string]any
 	// SkipTests does not run the Rego tests. They run without Data.
 	SkipTests bool
+
+	// plain prepares the query without partial evaluation (for the test
+	// that compares the two).
+	plain bool
 }
 
 // Engine evaluates the prepared decision query. Safe for concurrent use.
@@ -108,15 +115,9 @@ func Load(ctx context.Context, o Options) (*Engine, error) {
 			prod[n] = m
 		}
 	}
-	if len(prod) < len(parsed) {
-		comp = ast.NewCompiler()
-		if comp.Compile(prod); comp.Failed() {
-			return nil, fmt.Errorf("policy: %w", comp.Errors)
-		}
-	}
-	q, err := rego.New(rego.Query(Query), rego.Compiler(comp), rego.Store(store)).PrepareForEval(ctx)
+	q, err := prepare(ctx, prod, store, o.plain)
 	if err != nil {
-		return nil, fmt.Errorf("policy: preparing %s: %w", Query, err)
+		return nil, err
 	}
 	names := make([]string, 0, len(parsed))
 	for n := range parsed {
@@ -129,6 +130,52 @@ func Load(ctx context.Context, o Options) (*Engine, error) {
 		return nil, fmt.Errorf("policy: %s on an empty request: %w", Query, err)
 	}
 	return e, nil
+}
+
+// partialNamespace holds the modules that partial evaluation writes. It is
+// outside data.switchyard, which policies walk.
+const partialNamespace = "switchyard_partial"
+
+// prepare compiles modules and prepares the query, with partial
+// evaluation unless plain: what does not depend on the input (the settings
+// in data, the packages under data.switchyard.policies that the aggregator
+// walks) is evaluated once, here, instead of at every request. Shallow
+// inlining keeps each rule a rule: the residual refers to the policies'
+// rules instead of copying their bodies into the aggregator, so a rule
+// still runs once per evaluation. Partial evaluation is OPA's own, sound
+// for any policy; TestPartialEvalDecisions checks that the default
+// library decides as the plain query does. Should partial evaluation fail
+// on some policy set, the plain query is prepared instead.
+func prepare(ctx context.Context, modules map[string]*ast.Module, store storage.Store, plain bool) (rego.PreparedEvalQuery, error) {
+	compiler := func() (*ast.Compiler, error) {
+		c := ast.NewCompiler()
+		if c.Compile(modules); c.Failed() {
+			return nil, fmt.Errorf("policy: %w", c.Errors)
+		}
+		return c, nil
+	}
+	if !plain {
+		// A compiler of its own: partial evaluation adds its modules to it.
+		comp, err := compiler()
+		if err != nil {
+			return rego.PreparedEvalQuery{}, err
+		}
+		q, err := rego.New(rego.Query(Query), rego.Compiler(comp), rego.Store(store),
+			rego.Unknowns([]string{"input"}), rego.ShallowInlining(true), rego.PartialNamespace(partialNamespace),
+		).PrepareForEval(ctx, rego.WithPartialEval())
+		if err == nil {
+			return q, nil
+		}
+	}
+	comp, err := compiler()
+	if err != nil {
+		return rego.PreparedEvalQuery{}, err
+	}
+	q, err := rego.New(rego.Query(Query), rego.Compiler(comp), rego.Store(store)).PrepareForEval(ctx)
+	if err != nil {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("policy: preparing %s: %w", Query, err)
+	}
+	return q, nil
 }
 
 // compile reads and compiles the modules of dir, with data under
@@ -243,6 +290,17 @@ func Test(ctx context.Context, dir string, data map[string]any) ([]TestResult, e
 // Modules are the files loaded.
 func (e *Engine) Modules() []string { return e.modules }
 
+// Options of every evaluation that need not be built per call: no metrics,
+// and the decision handed back as OPA's value (decodeValue reads it
+// without converting it to Go maps first).
+var (
+	noMetrics = rego.EvalMetrics(metrics.NoOp())
+	rawResult = rego.EvalGenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil })
+	// noCancel is never cancelled (see Eval); it spares OPA a goroutine
+	// watching the context.
+	noCancel = rego.EvalExternalCancel(topdown.NewCancel())
+)
+
 // Eval evaluates the decision for in. ctx is checked before the
 // evaluation but not watched during it: OPA would watch it from a goroutine
 // of its own that may outlive the call, and the gateway's exchange contexts
@@ -252,14 +310,166 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (*Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rs, err := e.query.Eval(context.Background(), rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(topdown.NewCancel()))
+	rs, err := e.query.Eval(context.Background(), rego.EvalParsedInput(in.value()), noCancel, noMetrics, rawResult)
 	if err != nil {
 		return nil, fmt.Errorf("policy: evaluating: %w", err)
 	}
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
 		return nil, errors.New("policy: data.switchyard.decision is undefined")
 	}
-	return decode(rs[0].Expressions[0].Value)
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, fmt.Errorf("policy: the decision is %T, not an OPA value", rs[0].Expressions[0].Value)
+	}
+	if d, ok := decodeValue(t.Value); ok {
+		return d, nil
+	}
+	// Not of the usual shape: decode says what is wrong, as it always has.
+	v, err := ast.JSON(t.Value)
+	if err != nil {
+		return nil, fmt.Errorf("policy: the decision: %w", err)
+	}
+	return decode(v)
+}
+
+// decodeValue is decode for a decision of the documented shape, read from
+// OPA's value. It reports false for anything else (a wrong type, a missing
+// field, an unknown key), which decode then reports; for a decision it
+// accepts, it returns what decode returns.
+func decodeValue(v ast.Value) (*Decision, bool) {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil, false
+	}
+	d := &Decision{}
+	seenAllow := false
+	fine := true
+	obj.Foreach(func(k, val *ast.Term) {
+		key, isStr := k.Value.(ast.String)
+		if !fine || !isStr {
+			fine = false
+			return
+		}
+		switch key {
+		case "allow":
+			b, ok := val.Value.(ast.Boolean)
+			d.Allow, seenAllow, fine = bool(b), ok, ok
+		case "deny", "review":
+			rules, ok := rulesOfValue(string(key), val.Value)
+			if key == "deny" {
+				d.Deny = rules
+			} else {
+				d.Review = rules
+			}
+			fine = ok
+		case "redact":
+			fine = eachOf(val.Value, func(t *ast.Term) bool {
+				o, ok := t.Value.(ast.Object)
+				if !ok {
+					return false
+				}
+				r := Redaction{Policy: strOf(o, "policy"), Text: strOf(o, "text"), Replacement: strOf(o, "replacement")}
+				d.Redact = append(d.Redact, r)
+				return r.Text != ""
+			})
+		case "tags":
+			fine = eachOf(val.Value, func(t *ast.Term) bool {
+				s, ok := t.Value.(ast.String)
+				d.Tags = append(d.Tags, string(s))
+				return ok
+			})
+			sort.Strings(d.Tags)
+		case "route":
+			s, ok := val.Value.(ast.String)
+			d.Route, fine = string(s), ok
+		case "cap":
+			o, ok := val.Value.(ast.Object)
+			if !ok {
+				fine = false
+				return
+			}
+			c := &Cap{}
+			if n, ok := numberOf(o, "max_tokens"); ok {
+				c.MaxTokens = int64(n)
+			}
+			if t, ok := numberOf(o, "temperature"); ok {
+				c.Temperature = &t
+			}
+			d.Cap = c
+		default:
+			fine = false
+		}
+	})
+	if !fine || !seenAllow || d.Allow != (len(d.Deny) == 0) {
+		return nil, false
+	}
+	return d, true
+}
+
+// eachOf calls f with each element of a set or an array (null is empty),
+// in the order of the JSON conversion (sets sorted), while f reports true.
+func eachOf(v ast.Value, f func(*ast.Term) bool) bool {
+	switch t := v.(type) {
+	case ast.Null:
+		return true
+	case ast.Set:
+		for _, e := range t.Slice() {
+			if !f(e) {
+				return false
+			}
+		}
+		return true
+	case *ast.Array:
+		for i := range t.Len() {
+			if !f(t.Elem(i)) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+var (
+	fieldPolicy, fieldKind, fieldReason = ast.StringTerm("policy"), ast.StringTerm("kind"), ast.StringTerm("reason")
+	fieldText, fieldReplacement         = ast.StringTerm("text"), ast.StringTerm("replacement")
+	fieldMaxTokens, fieldTemperature    = ast.StringTerm("max_tokens"), ast.StringTerm("temperature")
+	fields                              = map[string]*ast.Term{"policy": fieldPolicy, "kind": fieldKind, "reason": fieldReason,
+		"text": fieldText, "replacement": fieldReplacement, "max_tokens": fieldMaxTokens, "temperature": fieldTemperature}
+)
+
+// strOf is o[k] when it is a string, else "" (as decode's type assertions).
+func strOf(o ast.Object, k string) string {
+	if t := o.Get(fields[k]); t != nil {
+		if s, ok := t.Value.(ast.String); ok {
+			return string(s)
+		}
+	}
+	return ""
+}
+
+func numberOf(o ast.Object, k string) (float64, bool) {
+	if t := o.Get(fields[k]); t != nil {
+		if n, ok := t.Value.(ast.Number); ok {
+			return number(json.Number(n))
+		}
+	}
+	return 0, false
+}
+
+func rulesOfValue(k string, v ast.Value) ([]Rule, bool) {
+	out := []Rule{} // as rulesOf: empty, not nil, when the key is there
+	ok := eachOf(v, func(t *ast.Term) bool {
+		o, ok := t.Value.(ast.Object)
+		if !ok {
+			return false
+		}
+		r := Rule{Policy: strOf(o, "policy"), Kind: strOf(o, "kind"), Reason: strOf(o, "reason")}
+		out = append(out, r)
+		return r.Policy != "" && r.Reason != "" && (k != "deny" || r.Kind == "access" || r.Kind == "content")
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Policy < out[j].Policy })
+	return out, ok
 }
 
 // decode checks the decision's shape.

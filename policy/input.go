@@ -38,17 +38,58 @@ type Principal struct {
 // Message is one message's role and text.
 type Message struct{ Role, Content string }
 
-func str(s string) *ast.Term { return ast.StringTerm(s) }
+// The input's keys, and the values most requests share, are built once:
+// OPA does not modify the terms of an input, and an evaluation's input is
+// built on every request.
+var (
+	keyPhase     = ast.StringTerm("phase")
+	keyPrincipal = ast.StringTerm("principal")
+	keyRoute     = ast.StringTerm("route")
+	keyModel     = ast.StringTerm("model")
+	keyOperation = ast.StringTerm("operation")
+	keyMessages  = ast.StringTerm("messages")
+	keyPrompt    = ast.StringTerm("prompt")
+	keyTools     = ast.StringTerm("tools")
+	keyMetadata  = ast.StringTerm("metadata")
+	keyTokens    = ast.StringTerm("token_estimate")
+	keyOutput    = ast.StringTerm("output")
+	keyKeyID     = ast.StringTerm("key_id")
+	keyTenant    = ast.StringTerm("tenant")
+	keyGroups    = ast.StringTerm("groups")
+	keyRole      = ast.StringTerm("role")
+	keyContent   = ast.StringTerm("content")
+
+	common = func() map[string]*ast.Term {
+		m := map[string]*ast.Term{}
+		for _, s := range []string{"", "request", "response", "system", "user", "assistant", "tool", "developer"} {
+			m[s] = ast.StringTerm(s)
+		}
+		return m
+	}()
+)
+
+func str(s string) *ast.Term {
+	if t, ok := common[s]; ok {
+		return t
+	}
+	return ast.StringTerm(s)
+}
 
 func strMap(m map[string]string) *ast.Term {
-	o := ast.NewObject()
-	for k, v := range m {
-		o.Insert(str(k), str(v))
+	if len(m) == 0 {
+		return ast.InternedEmptyObject
 	}
-	return ast.NewTerm(o)
+	items := make([][2]*ast.Term, 0, len(m))
+	for k, v := range m {
+		items = append(items, ast.Item(str(k), str(v)))
+	}
+	return ast.ObjectTerm(items...)
 }
 
 func strList(l []string) *ast.Term {
+	if len(l) == 0 {
+		return ast.InternedEmptyArray
+	}
 	ts := make([]*ast.Term, len(l))
 	for i, s := range l {
 		ts[i] = str(s)
@@ -58,35 +99,30 @@ func strList(l []string) *ast.Term {
 
 // value is the input as an OPA value.
 func (in *Input) value() ast.Value {
-	o := ast.NewObject()
-	o.Insert(str("phase"), str(in.Phase))
+	principal := ast.InternedNullTerm
 	if p := in.Principal; p != nil {
-		po := ast.NewObject()
-		po.Insert(str("key_id"), str(p.KeyID))
-		po.Insert(str("tenant"), str(p.Tenant))
-		po.Insert(str("groups"), strList(p.Groups))
-		po.Insert(str("metadata"), strMap(p.Metadata))
-		o.Insert(str("principal"), ast.NewTerm(po))
-	} else {
-		o.Insert(str("principal"), ast.NullTerm())
+		principal = ast.ObjectTerm(
+			ast.Item(keyKeyID, str(p.KeyID)),
+			ast.Item(keyTenant, str(p.Tenant)),
+			ast.Item(keyGroups, strList(p.Groups)),
+			ast.Item(keyMetadata, strMap(p.Metadata)))
 	}
-	o.Insert(str("route"), str(in.Route))
-	o.Insert(str("model"), str(in.Model))
-	o.Insert(str("operation"), str(in.Operation))
 	msgs := make([]*ast.Term, len(in.Messages))
 	for i, m := range in.Messages {
-		mo := ast.NewObject()
-		mo.Insert(str("role"), str(m.Role))
-		mo.Insert(str("content"), str(m.Content))
-		msgs[i] = ast.NewTerm(mo)
+		msgs[i] = ast.ObjectTerm(ast.Item(keyRole, str(m.Role)), ast.Item(keyContent, str(m.Content)))
 	}
-	o.Insert(str("messages"), ast.ArrayTerm(msgs...))
-	o.Insert(str("prompt"), str(in.Prompt))
-	o.Insert(str("tools"), strList(in.Tools))
-	o.Insert(str("metadata"), strMap(in.Metadata))
-	o.Insert(str("token_estimate"), ast.IntNumberTerm(int(in.TokenEstimate)))
-	o.Insert(str("output"), str(in.Output))
-	return o
+	return ast.NewObject(
+		ast.Item(keyPhase, str(in.Phase)),
+		ast.Item(keyPrincipal, principal),
+		ast.Item(keyRoute, str(in.Route)),
+		ast.Item(keyModel, str(in.Model)),
+		ast.Item(keyOperation, str(in.Operation)),
+		ast.Item(keyMessages, ast.ArrayTerm(msgs...)),
+		ast.Item(keyPrompt, str(in.Prompt)),
+		ast.Item(keyTools, strList(in.Tools)),
+		ast.Item(keyMetadata, strMap(in.Metadata)),
+		ast.Item(keyTokens, ast.IntNumberTerm(int(in.TokenEstimate))),
+		ast.Item(keyOutput, str(in.Output)))
 }
 
 // Hash is a SHA-256 of the input's text (prompt and output), for decision

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
 
@@ -93,59 +92,48 @@ func loadCorpus(t testing.TB) []corpusLine {
 	return out
 }
 
-func prepareDecision(t testing.TB) rego.PreparedEvalQuery {
+// prepareDecision loads the default library as the guard stage does
+// (Load: partial evaluation and all), without its Rego tests, which
+// TestRegoLibrary runs.
+func prepareDecision(t testing.TB) *Engine {
 	t.Helper()
-	pq, err := rego.New(
-		rego.Query("data.switchyard.decision"),
-		rego.Load([]string{libraryDir}, nil),
-	).PrepareForEval(context.Background())
+	e, err := Load(context.Background(), Options{Dir: libraryDir, SkipTests: true})
 	if err != nil {
-		t.Fatalf("prepare: %v", err)
+		t.Fatalf("load: %v", err)
 	}
-	return pq
+	return e
 }
 
-func requestInput(text string) map[string]any {
-	return map[string]any{
-		"phase":          "request",
-		"principal":      map[string]any{"key_id": "k1", "tenant": "acme", "groups": []any{"eng"}, "metadata": map[string]any{}},
-		"route":          "default",
-		"model":          "sim-chat",
-		"operation":      "chat",
-		"messages":       []any{map[string]any{"role": "user", "content": text}},
-		"prompt":         text,
-		"tools":          []any{},
-		"metadata":       map[string]any{},
-		"token_estimate": len(text) / 4,
+func requestInput(text string) *Input {
+	return &Input{
+		Phase:         "request",
+		Principal:     &Principal{KeyID: "k1", Tenant: "acme", Groups: []string{"eng"}, Metadata: map[string]string{}},
+		Route:         "default",
+		Model:         "sim-chat",
+		Operation:     "chat",
+		Messages:      []Message{{Role: "user", Content: text}},
+		Prompt:        text,
+		Tools:         []string{},
+		Metadata:      map[string]string{},
+		TokenEstimate: int64(len(text) / 4),
 	}
 }
 
 type decision struct {
-	Allow  bool             `json:"allow"`
-	Deny   []map[string]any `json:"deny"`
-	Redact []map[string]any `json:"redact"`
-	Review []map[string]any `json:"review"`
-	Tags   []string         `json:"tags"`
+	Allow  bool
+	Deny   []Rule
+	Redact []Redaction
+	Review []Rule
+	Tags   []string
 }
 
-func evalDecision(t testing.TB, pq rego.PreparedEvalQuery, input map[string]any) decision {
+func evalDecision(t testing.TB, e *Engine, in *Input) decision {
 	t.Helper()
-	rs, err := pq.Eval(context.Background(), rego.EvalInput(input))
+	d, err := e.Eval(context.Background(), in)
 	if err != nil {
 		t.Fatalf("eval: %v", err)
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		t.Fatalf("decision undefined: %v", rs)
-	}
-	raw, err := json.Marshal(rs[0].Expressions[0].Value)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d decision
-	if err := json.Unmarshal(raw, &d); err != nil {
-		t.Fatalf("decision shape: %v (%s)", err, raw)
-	}
-	return d
+	return decision{Allow: d.Allow, Deny: d.Deny, Redact: d.Redact, Review: d.Review, Tags: d.Tags}
 }
 
 func expectationMet(expect string, d decision) bool {
@@ -260,10 +248,10 @@ func BenchmarkDecision1KB(b *testing.B) {
 }
 
 func benchDecision(b *testing.B, prompt, want string) {
-	pq := prepareDecision(b)
-	input := requestInput(prompt)
+	e := prepareDecision(b)
+	in := requestInput(prompt)
 	ctx := context.Background()
-	if d := evalDecision(b, pq, input); !expectationMet(want, d) {
+	if d := evalDecision(b, e, in); !expectationMet(want, d) {
 		b.Fatalf("benchmark prompt does not %s: %+v", want, d)
 	}
 	durs := make([]time.Duration, 0, b.N)
@@ -271,10 +259,10 @@ func benchDecision(b *testing.B, prompt, want string) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		rs, err := pq.Eval(ctx, rego.EvalInput(input))
+		_, err := e.Eval(ctx, in)
 		durs = append(durs, time.Since(start))
-		if err != nil || len(rs) != 1 {
-			b.Fatalf("eval: %v %v", rs, err)
+		if err != nil {
+			b.Fatalf("eval: %v", err)
 		}
 	}
 	b.StopTimer()

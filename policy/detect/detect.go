@@ -34,34 +34,62 @@ type profile struct {
 	doubleColon                      bool
 }
 
+// The characters scan looks at, by class; every other byte is 0 and costs
+// one table look-up.
+const (
+	clsDigit = 1 + iota
+	clsZero
+	clsAt
+	clsPlus
+	clsDash
+	clsDot
+	clsColon
+)
+
+var scanClass = func() (t [256]uint8) {
+	for c := '1'; c <= '9'; c++ {
+		t[c] = clsDigit
+	}
+	t['0'], t['@'], t['+'], t['-'], t['.'], t[':'] = clsZero, clsAt, clsPlus, clsDash, clsDot, clsColon
+	return t
+}()
+
 func scan(text string) profile {
 	var p profile
-	prev := byte(0)
 	for i := 0; i < len(text); i++ {
-		c := text[i]
-		switch {
-		case c >= '0' && c <= '9':
+		switch scanClass[text[i]] {
+		case 0:
+		case clsDigit:
 			p.digit = true
-			if c == '0' {
-				p.zero = true
-			}
-		case c == '@':
+		case clsZero:
+			p.digit, p.zero = true, true
+		case clsAt:
 			p.at = true
-		case c == '+':
+		case clsPlus:
 			p.plus = true
-		case c == '-':
+		case clsDash:
 			p.dash = true
-		case c == '.':
+		case clsDot:
 			p.dot = true
-		case c == ':':
+		case clsColon:
 			p.colons++
-			if prev == ':' {
+			if i > 0 && text[i-1] == ':' {
 				p.doubleColon = true
 			}
 		}
-		prev = c
 	}
 	return p
+}
+
+// hasDigit reports whether text holds an ASCII digit (IndexByte is
+// vectorised: ten of them beat one loop over the bytes).
+func hasDigit(text string) bool {
+	for c := byte('0'); c <= '9'; c++ {
+		if strings.IndexByte(text, c) >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 var (
@@ -108,7 +136,7 @@ func PII(text string) []Finding {
 	add := func(typ, s string) { set[Finding{typ, s}] = struct{}{} }
 
 	if p.at {
-		windows(text, emailChar, 0, true, func(w string) {
+		windows(text, &emailClass, 0, true, func(w string) {
 			for _, m := range emailRE.FindAllString(w, -1) {
 				add("email", m)
 			}
@@ -120,7 +148,7 @@ func PII(text string) []Finding {
 
 	// High-risk ("strong") findings first: phones inside them are not phones.
 	var strong []string
-	findAll(cardRE, text, cardChar, 13, func(m string) {
+	findAll(cardRE, text, &cardClass, 13, func(m string) {
 		d := cardSeparators.Replace(m)
 		if iinRE.MatchString(d) && Luhn(d) {
 			add("card", m)
@@ -128,7 +156,7 @@ func PII(text string) []Finding {
 		}
 	})
 	var ibanShaped []string
-	findAll(ibanRE, text, upperChar, 2, func(m string) {
+	findAll(ibanRE, text, &upperClass, 2, func(m string) {
 		ibanShaped = append(ibanShaped, m)
 		c := strings.ReplaceAll(m, " ", "")
 		if ibanLengthOK(c) && IBANValid(c) {
@@ -137,7 +165,7 @@ func PII(text string) []Finding {
 		}
 	})
 	if p.dash {
-		findAllSubmatch(ssnRE, text, ssnChar, 9, func(g []string) {
+		findAllSubmatch(ssnRE, text, &ssnClass, 9, func(g []string) {
 			if ssnValid(g[1], g[2], g[3]) {
 				add("ssn", g[0])
 				strong = append(strong, g[0])
@@ -154,7 +182,7 @@ func PII(text string) []Finding {
 			}
 		}
 	}
-	findAllSubmatch(niRE, text, upperChar, 6, func(g []string) {
+	findAllSubmatch(niRE, text, &upperClass, 6, func(g []string) {
 		switch g[1] {
 		case "BG", "GB", "NK", "KN", "TN", "NT", "ZZ":
 		default:
@@ -162,7 +190,7 @@ func PII(text string) []Finding {
 			strong = append(strong, g[0])
 		}
 	})
-	findAllSubmatch(dniRE, text, dniChar, 8, func(g []string) {
+	findAllSubmatch(dniRE, text, &dniClass, 8, func(g []string) {
 		if dniValid(g[1], g[2]) {
 			add("dni", g[0])
 			strong = append(strong, g[0])
@@ -177,7 +205,7 @@ func PII(text string) []Finding {
 		if (i == 0 && !p.plus) || (i == 2 && !p.zero) {
 			continue
 		}
-		findAll(re, text, phoneChar, 9, func(m string) {
+		findAll(re, text, &phoneClass, 9, func(m string) {
 			n := countDigits(m)
 			if n < 9 || n > 15 || !phoneLengthOK(m, n) || ssnShapeRE.MatchString(m) {
 				return
@@ -227,12 +255,30 @@ func phoneChar(c byte) bool {
 	return c >= '0' && c <= '9' || c == ' ' || c == '.' || c == '-' || c == '/' || c == '(' || c == ')' || c == '+'
 }
 
+// The classes as tables, which windows looks up byte by byte (a table
+// look-up, where a call through a func value would not be inlined).
+var (
+	emailClass = classTable(emailChar)
+	cardClass  = classTable(cardChar)
+	ssnClass   = classTable(ssnChar)
+	upperClass = classTable(upperChar)
+	dniClass   = classTable(dniChar)
+	phoneClass = classTable(phoneChar)
+)
+
+func classTable(class func(byte) bool) (t [256]bool) {
+	for c := range 256 {
+		t[c] = class(byte(c))
+	}
+	return t
+}
+
 // windows calls f with the text around each maximal run of class that
 // holds at least minDigits digits (or an '@', when at is set).
-func windows(text string, class func(byte) bool, minDigits int, at bool, f func(w string)) {
+func windows(text string, class *[256]bool, minDigits int, at bool, f func(w string)) {
 	start, digits, hasAt := -1, 0, false
 	for i := 0; i <= len(text); i++ {
-		if i < len(text) && class(text[i]) {
+		if i < len(text) && class[text[i]] {
 			if start < 0 {
 				start, digits, hasAt = i, 0, false
 			}
@@ -252,7 +298,7 @@ func windows(text string, class func(byte) bool, minDigits int, at bool, f func(
 	}
 }
 
-func findAll(re *regexp.Regexp, text string, class func(byte) bool, minDigits int, f func(m string)) {
+func findAll(re *regexp.Regexp, text string, class *[256]bool, minDigits int, f func(m string)) {
 	windows(text, class, minDigits, false, func(w string) {
 		for _, m := range re.FindAllString(w, -1) {
 			f(m)
@@ -260,7 +306,7 @@ func findAll(re *regexp.Regexp, text string, class func(byte) bool, minDigits in
 	})
 }
 
-func findAllSubmatch(re *regexp.Regexp, text string, class func(byte) bool, minDigits int, f func(g []string)) {
+func findAllSubmatch(re *regexp.Regexp, text string, class *[256]bool, minDigits int, f func(g []string)) {
 	windows(text, class, minDigits, false, func(w string) {
 		for _, g := range re.FindAllStringSubmatch(w, -1) {
 			f(g)
@@ -544,7 +590,7 @@ func containsAny(s string, subs []string) bool {
 // virtually always has one, and the entropy check requires one). It is a
 // single pass, no regular expression.
 func LongTokens(text string) []string {
-	if !scan(text).digit {
+	if !hasDigit(text) {
 		return nil
 	}
 	var out []string

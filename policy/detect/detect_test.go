@@ -174,11 +174,59 @@ func TestWindowsMatchTheWholeText(t *testing.T) {
 	}
 }
 
+// scanReference is scan as one plain loop over the bytes.
+func scanReference(text string) profile {
+	var p profile
+	prev := byte(0)
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c >= '0' && c <= '9':
+			p.digit = true
+			if c == '0' {
+				p.zero = true
+			}
+		case c == '@':
+			p.at = true
+		case c == '+':
+			p.plus = true
+		case c == '-':
+			p.dash = true
+		case c == '.':
+			p.dot = true
+		case c == ':':
+			p.colons++
+			if prev == ':' {
+				p.doubleColon = true
+			}
+		}
+		prev = c
+	}
+	return p
+}
+
+func checkScan(t *testing.T, text string) {
+	t.Helper()
+	if got, want := scan(text), scanReference(text); got != want {
+		t.Fatalf("scan(%q) = %+v, want %+v", text, got, want)
+	}
+	if got, want := hasDigit(text), scanReference(text).digit; got != want {
+		t.Fatalf("hasDigit(%q) = %v, want %v", text, got, want)
+	}
+}
+
+func TestScan(t *testing.T) {
+	for _, s := range append([]string{"", "0", "9", "a:b::c", ":::", "x@y+z-w.v"}, seeds...) {
+		checkScan(t, s)
+	}
+}
+
 func FuzzPII(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
+		checkScan(t, text)
 		got := PII(text)
 		if want := reference(text); !reflect.DeepEqual(got, want) {
 			t.Fatalf("PII(%q) = %v, whole-text patterns find %v", text, got, want)

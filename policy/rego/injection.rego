@@ -28,16 +28,17 @@ _families := {
 	"fake_authority": `(?:^|\n)\s*(?:new|updated|revised)\s+(?:system\s+)?instructions\s*:|\[\s*system\s*\]|<\s*/?\s*system\s*>|\bsystem\s+override\b`,
 }
 
-_has_trigger(t) if switchyard.contains_any(t, _triggers)
-
 _family_hits(t) := {name |
 	some name, re in _families
 	regex.match(re, t)
 }
 
+# The trigger check is a builtin call in the rule itself rather than a
+# function of ours: a function call is cached on its argument, which here
+# is the whole text.
 families contains name if {
 	lib.is_request
-	_has_trigger(lib.lower_text)
+	switchyard.contains_any(lib.lower_text, _triggers)
 	some name in _family_hits(lib.lower_text)
 }
 
@@ -47,13 +48,15 @@ families contains "encoded_instructions" if {
 	lib.is_request
 	some tok in switchyard.decoded_tokens(lib.text)
 	decoded := lower(tok)
-	_has_trigger(decoded)
+	switchyard.contains_any(decoded, _triggers)
 	count(_family_hits(decoded)) > 0
 }
 
-tags contains "prompt_injection" if count(families) > 0
-
-tags contains sprintf("injection:%s", [f]) if some f in families
+# "prompt_injection" and "injection:<family>" for each family found.
+tags contains tag if {
+	some f in families
+	some tag in ["prompt_injection", sprintf("injection:%s", [f])]
+}
 
 deny contains {
 	"policy": "injection",

@@ -11,19 +11,21 @@ default phase := "request"
 
 phase := input.phase if input.phase == "response"
 
-is_request if phase == "request"
+# is_request and is_response test input.phase themselves (as phase does):
+# one rule each, which OPA's rule index selects on input.phase.
+is_request if not input.phase == "response"
 
-is_response if phase == "response"
+is_response if input.phase == "response"
 
 # The text every content policy scans. Request phase: the joined prompt
 # (falling back to the messages when the gateway did not send one).
 # Response phase: the model output (for streams, the current window).
 default text := ""
 
-text := _request_text if is_request
+text := _request_text if not input.phase == "response"
 
 text := input.output if {
-	is_response
+	input.phase == "response"
 	is_string(input.output)
 }
 

@@ -20,8 +20,6 @@ package switchyard.policies.secrets
 
 import data.switchyard.lib
 
-_text := lib.text
-
 # switchyard.secrets (Go, policy/detect) applies the three checks above in
 # one call. Known formats and their triggers:
 #   OpenAI-style API key   sk-, sk-proj-, sk-ant-, sk-svcacct- + 20 or more
@@ -33,7 +31,7 @@ _text := lib.text
 #   Google API key         AIza + 35
 #   JSON web token         eyJ....eyJ....signature
 #   PEM private key        -----BEGIN ... PRIVATE KEY-----
-found contains name if some name in switchyard.secrets(_text)
+found contains name if some name in switchyard.secrets(lib.text)
 
 entropy_threshold := 4.2
 
