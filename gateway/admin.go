@@ -84,7 +84,7 @@ func (s *Server) adminHandler(ctx *fasthttp.RequestCtx) {
 				writeError(ctx, errMethod(ctx, e.Method))
 				return
 			}
-			e.Handle(ctx, nil)
+			serveWithGeneration(ctx, s.gen.Load(), e, nil)
 			return
 		}
 		if bytes.HasPrefix(ctx.Path(), []byte("/debug/pprof/")) {

@@ -47,6 +47,9 @@ type Generation struct {
 	prefixHints  bool           // a pool scores prefix affinity: requests carry their prefix hashes
 	batchers     []*poolBatcher // by pool index; nil where batching is off
 
+	services       map[string]any // by service name (service.go)
+	serviceClosers []Closer
+
 	shared stageShared // the stages' context, resource lease and metric set
 
 	inflight atomic.Int64
@@ -216,6 +219,11 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 		}
 	}
 
+	// Services (retrieval's collections...), which stages may use.
+	if err := g.openServices(o, Env{Log: log, Dispatcher: o.Dispatcher, Limiter: g.adm.limiter, DataDir: g.Config.DataPath(), ConfigDir: filepath.Dir(g.Config.File), Live: o.StartSims}); err != nil {
+		return nil, err
+	}
+
 	// Chains, once per generation.
 	// Every stage error is reported, not just the first.
 	terminal := &proxy{gen: g, metrics: o.Metrics, log: log}
@@ -223,7 +231,7 @@ func Build(cfg *config.Config, o BuildOptions) (g *Generation, err error) {
 	for _, r := range cfg.Routes {
 		var stages []Stage
 		for _, ref := range r.Chain {
-			st, err := o.Registry.build(file, ref, g.shared.env(Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path, Dispatcher: o.Dispatcher, Limiter: g.adm.limiter, DataDir: g.Config.DataPath(), ConfigDir: filepath.Dir(g.Config.File)}))
+			st, err := o.Registry.build(file, ref, g.shared.env(Env{Log: log.With("route", r.Name, "stage", ref.Kind), Route: r.Name, Path: ref.Path, Dispatcher: o.Dispatcher, Limiter: g.adm.limiter, DataDir: g.Config.DataPath(), ConfigDir: filepath.Dir(g.Config.File), Live: o.StartSims, services: g.services}))
 			if err != nil {
 				stageErrs = append(stageErrs, err)
 				continue
@@ -279,6 +287,9 @@ func (g *Generation) Close() {
 	g.closeBatchers() // before the clients their batches use
 	var errs []error
 	for _, c := range g.closers {
+		errs = append(errs, c.Close())
+	}
+	for _, c := range g.serviceClosers { // after the stages that use them
 		errs = append(errs, c.Close())
 	}
 	errs = append(errs, g.shared.release()) // after the stages that used them

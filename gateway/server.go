@@ -251,7 +251,7 @@ func (s *Server) serveEndpoint(ctx *fasthttp.RequestCtx, gen *Generation, e Endp
 		writeError(ctx, errMethod(ctx, e.Method))
 		return
 	}
-	e.Handle(ctx, p)
+	serveWithGeneration(ctx, gen, e, p)
 }
 
 // caller authenticates ctx when keys are in use; on failure it has

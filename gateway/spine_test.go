@@ -27,6 +27,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"switchyard/gateway"
+	"switchyard/gateway/config"
 	"switchyard/internal/spectest"
 	"switchyard/plugins"
 )
@@ -222,6 +223,7 @@ func registerSpineStages(reg *gateway.Registry) {
 	reg.Register(gateway.Factory{Kind: "test_end", New: func() gateway.Stage { return &endStage{} }})
 	reg.Register(gateway.Factory{Kind: "test_wait", New: func() gateway.Stage { return waitStage{} }})
 	reg.Register(gateway.Factory{Kind: "test_canned", New: func() gateway.Stage { return &cannedStage{} }})
+	registerServiceTest(reg)
 }
 
 // countingUpstream is a sim-like upstream that counts the connections made
@@ -650,5 +652,79 @@ func TestPluginEndpoint(t *testing.T) {
 	}
 	if code, hdr, _ := getWith(t, "POST", g.url+"/v1/test/whoami", "Authorization", "Bearer sk-1"); code != 405 || hdr.Get("Allow") != "GET" {
 		t.Errorf("POST: %d allow %q", code, hdr.Get("Allow"))
+	}
+}
+
+// svcValue is the test service's value for one generation.
+type svcValue struct {
+	listen string
+	closed *atomic.Int64
+}
+
+func (v *svcValue) Close() error { v.closed.Add(1); return nil }
+
+var svcClosed atomic.Int64
+
+// svcStage fails to provision without the test service.
+type svcStage struct{}
+
+func (svcStage) Provision(env *gateway.Env) error {
+	if _, ok := env.Service("test_svc").(*svcValue); !ok {
+		return errors.New("no test_svc service")
+	}
+	return nil
+}
+func (svcStage) Handle(x *gateway.Exchange, next gateway.Handler) error { return next.Handle(x) }
+
+func registerServiceTest(reg *gateway.Registry) {
+	reg.RegisterService(gateway.Service{Name: "test_svc", Open: func(env *gateway.Env, cfg *config.Config) (any, error) {
+		return &svcValue{listen: cfg.Server.DrainTimeout.String(), closed: &svcClosed}, nil
+	}})
+	reg.Register(gateway.Factory{Kind: "test_svc_stage", New: func() gateway.Stage { return svcStage{} }})
+	reg.RegisterEndpoint(gateway.Endpoint{Method: "GET", Path: "/v1/test/svc/", Handle: func(ctx *fasthttp.RequestCtx, _ *gateway.Principal) {
+		v, _ := gateway.ServiceOf(ctx, "test_svc").(*svcValue)
+		if v == nil {
+			ctx.SetStatusCode(500)
+			return
+		}
+		ctx.SetBodyString(v.listen + " " + string(ctx.Path()))
+	}})
+}
+
+// TestServices: a service's value is the generation's, reachable from
+// stages at Provision and from prefix endpoints, and closed when its
+// generation retires.
+func TestServices(t *testing.T) {
+	simURL, _ := startSim(t, nil)
+	cfg := `
+listen: 127.0.0.1:0
+server: {watch_interval: 0s, drain_timeout: %s}
+backends: [{name: up, url: ` + simURL + `}]
+models: [{name: sim-chat, targets: [{backend: up}]}]
+routes: [{name: r, chain: [test_svc_stage]}]
+`
+	g := startGateway(t, fmt.Sprintf(cfg, "3s"))
+	before := svcClosed.Load()
+	if code, b := get(t, g.url+"/v1/test/svc/a/b"); code != 200 || b != "3s /v1/test/svc/a/b" {
+		t.Fatalf("prefix endpoint: %d %q", code, b)
+	}
+	if code, _ := get(t, g.url+"/v1/test/svcx"); code != 404 {
+		t.Errorf("a path only sharing the prefix's letters: %d, want 404", code)
+	}
+	if err := os.WriteFile(g.path, []byte(fmt.Sprintf(cfg, "4s")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code, b := get(t, g.url+"/v1/test/svc/c"); code != 200 || b != "4s /v1/test/svc/c" {
+		t.Fatalf("after the reload: %d %q", code, b)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for svcClosed.Load() == before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if svcClosed.Load() == before {
+		t.Error("the retired generation's service value was not closed")
 	}
 }

@@ -118,6 +118,11 @@ type Env struct {
 	// ConfigDir is the directory of the config file, against which a
 	// stage resolves relative paths (the guard's policy directory).
 	ConfigDir string
+	// Live is false while a config is only validated (`switchyard
+	// validate`): then open no files and connect nowhere.
+	Live bool
+
+	services map[string]any // the generation's services, see Env.Service
 
 	ctx context.Context // cancelled when the generation closes; see Context
 }
@@ -135,7 +140,7 @@ var _ Dispatcher = (*Server)(nil)
 // no keys are configured); admin endpoints are behind the admin token.
 type Endpoint struct {
 	Method string // GET, POST, ...; several comma-separated ("GET, DELETE"): Handle tells them apart
-	Path   string // exact path, e.g. /v1/files
+	Path   string // exact path, e.g. /v1/files; ending in '/', every path under it (/v1/files/)
 	Admin  bool   // served on the admin listener instead
 	Handle func(ctx *fasthttp.RequestCtx, p *Principal)
 }
@@ -181,8 +186,18 @@ func (r *Registry) endpoint(path []byte, admin bool) (Endpoint, bool) {
 	if admin {
 		k = "admin " + k
 	}
-	e, ok := r.endpoints[k]
-	return e, ok
+	if e, ok := r.endpoints[k]; ok {
+		return e, true
+	}
+	// The longest prefix endpoint ("/v1/files/") that holds the path.
+	for i := len(k) - 1; i > 0; i-- {
+		if k[i] == '/' {
+			if e, ok := r.endpoints[k[:i+1]]; ok && strings.HasSuffix(e.Path, "/") {
+				return e, true
+			}
+		}
+	}
+	return Endpoint{}, false
 }
 
 // Factory makes a zero stage of one kind, into which the stage's YAML
@@ -199,6 +214,7 @@ type Registry struct {
 	kinds     map[string]Factory
 	backends  map[string]BackendKind
 	endpoints map[string]Endpoint
+	services  []Service
 }
 
 // NewRegistry returns a registry with no stage kinds and the backend kinds

@@ -71,6 +71,9 @@ type Config struct {
 	DataDir string `yaml:"data_dir,omitempty"`
 	// Store is the durable store (keys made through the admin API, spend).
 	Store Store `yaml:"store,omitempty"`
+	// Collections are the document collections of retrieval, each also an
+	// OpenAI vector store (docs/retrieval.md).
+	Collections []Collection `yaml:"collections,omitempty"`
 
 	// File is the path the config was read from ("" when parsed from
 	// bytes without a name).
@@ -654,6 +657,9 @@ func (c *Config) setLines() {
 	}
 	for i := range c.Keys {
 		c.Keys[i].Line = c.posOf(indexPath("keys", i)).line
+	}
+	for i := range c.Collections {
+		c.Collections[i].Line = c.posOf(indexPath("collections", i)).line
 	}
 }
 

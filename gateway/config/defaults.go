@@ -228,6 +228,7 @@ func (c *Config) SetDefaults() {
 		c.defString(indexPath("keys", i)+".budget.period", &c.Keys[i].Budget.Period, PeriodMonth)
 	}
 	c.defString("data_dir", &c.DataDir, DefaultDataDir)
+	c.collectionDefaults()
 	c.defDur("store.key_sync", &c.Store.KeySync, DefaultKeySync)
 	r := &c.RateLimit
 	c.defString("ratelimit.backend", &r.Backend, RateLimitLocal)

@@ -91,6 +91,7 @@ func (c *Config) validate(errs *errorList, bad []string) {
 	backends := v.backends()
 	pools := v.models(backends, poolsIncomplete)
 	v.routes(pools, poolsIncomplete)
+	v.collections(pools, poolsIncomplete)
 	tenants := v.admission()
 	v.keys(tenants)
 }
