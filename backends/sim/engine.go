@@ -26,6 +26,7 @@ type seq struct {
 	out          int    // tokens to generate
 	finish       string // "stop" or "length"
 	cached       int    // prompt tokens found in the prefix cache (set at admission)
+	cites        int    // numbered sources in the prompt: the text cites them (textGen.cites)
 }
 
 // group is what the engine schedules: the sequences of one request, admitted

@@ -511,6 +511,7 @@ func (s *Server) streamResponses(w *bufio.Writer, r *genRequest, g *group, sl *s
 	}
 
 	gen := newTextGen(r.seqs[0].textSeed)
+	gen.cites = r.seqs[0].cites
 	dropAt := -1
 	if drop {
 		dropAt = g.seqsMaxOut() / 2

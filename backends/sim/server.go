@@ -442,7 +442,21 @@ func (s *Server) parseChat(body []byte) (*genRequest, *apiError) {
 		h.addToken(tokenEndOfMessage)
 	}
 	h.addToken(tokenAssistant)
-	return s.finishGen(true, r.Model, r.Stream, r.StreamOptions, r.MaxCompletionTokens, r.MaxTokens, r.N, r.Seed, []tokenHasher{h})
+	gr, e := s.finishGen(true, r.Model, r.Stream, r.StreamOptions, r.MaxCompletionTokens, r.MaxTokens, r.N, r.Seed, []tokenHasher{h})
+	if e != nil {
+		return nil, e
+	}
+	// Numbered sources in a system message make the answer cite them.
+	cites := 0
+	for i, m := range r.Messages {
+		if m.Role == "system" || m.Role == "developer" {
+			_ = messageText(m.Content, i, func(t string) { cites = max(cites, citeCount(t)) })
+		}
+	}
+	for i := range gr.seqs {
+		gr.seqs[i].cites = cites
+	}
+	return gr, nil
 }
 
 func (s *Server) parseCompletions(body []byte) (*genRequest, *apiError) {
@@ -592,6 +606,7 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, r *genRequest, perr *apiErro
 	gens := make([]textGen, len(r.seqs))
 	for i := range r.seqs {
 		gens[i] = newTextGen(r.seqs[i].textSeed)
+		gens[i].cites = r.seqs[i].cites
 	}
 	err := s.eng.run(s.ctx, g, sl, itlFactor, func(step int) error {
 		for i := range r.seqs {
@@ -702,6 +717,7 @@ func (s *Server) stream(w *bufio.Writer, r *genRequest, g *group, sl *sleeper, i
 	gens := make([]textGen, len(r.seqs))
 	for i := range r.seqs {
 		gens[i] = newTextGen(r.seqs[i].textSeed)
+		gens[i].cites = r.seqs[i].cites
 	}
 	dropAt := -1
 	if drop {

@@ -130,6 +130,13 @@ type textGen struct {
 	rng      splitmix64
 	sentence int // words left in the current sentence
 	capital  bool
+	// cites is the number of numbered sources in the prompt (citeCount);
+	// when there are some, each sentence ends by citing one, " [k]", as a
+	// model told to cite its sources would (the retrieval stage's tests
+	// and demo need answers with citations).
+	cites     int
+	citeStep  int // tokens of the current sentence's citation out
+	sentences int
 }
 
 func newTextGen(seed uint64) textGen {
@@ -139,6 +146,18 @@ func newTextGen(seed uint64) textGen {
 // next appends the next token's text (with its leading space) to dst.
 func (g *textGen) next(dst []byte, first bool) []byte {
 	if g.sentence == 0 && !g.capital {
+		if g.cites > 0 && g.citeStep < 3 { // " [", "k", "]": a token each
+			g.citeStep++
+			switch g.citeStep {
+			case 1:
+				return append(dst, " ["...)
+			case 2:
+				return strconv.AppendInt(dst, int64(1+g.sentences%g.cites), 10)
+			}
+			return append(dst, ']')
+		}
+		g.citeStep = 0
+		g.sentences++
 		g.capital = true
 		g.sentence = -1
 		return append(dst, '.')
@@ -249,6 +268,21 @@ func (d outputDist) natural(seed uint64) int {
 	n := int(v)
 	if n < 1 {
 		n = 1
+	}
+	return n
+}
+
+// citeCount returns the number of numbered sources in a system message's
+// text, in the form the gateway's retrieval stage writes them: lines
+// "[1] ...", "[2] ...", numbered from 1 without gaps. 0 when there are
+// none.
+func citeCount(text string) int {
+	n := 0
+	for line := range strings.SplitSeq(text, "\n") {
+		want := "[" + strconv.Itoa(n+1) + "] "
+		if strings.HasPrefix(line, want) {
+			n++
+		}
 	}
 	return n
 }

@@ -96,3 +96,35 @@ func TestEmbeddingSimilarity(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneratedCitations: with numbered sources in the prompt each
+// sentence cites one, in turn, a token at a time.
+func TestGeneratedCitations(t *testing.T) {
+	if n := citeCount("Answer from these.\n\nSources:\n\n[1] a\ntext\n\n[2] b\nmore\n[4] not in sequence"); n != 2 {
+		t.Fatalf("citeCount = %d, want 2", n)
+	}
+	if n := citeCount("no sources [1] here"); n != 0 {
+		t.Fatalf("citeCount of inline text = %d, want 0", n)
+	}
+	for seed := range uint64(20) {
+		g := newTextGen(seed)
+		g.cites = 3
+		var text []byte
+		for i := range 200 {
+			before := len(text)
+			text = g.next(text, i == 0)
+			if n := CountTokens(string(text[before:])); n != 1 {
+				t.Fatalf("token %d %q counts as %d tokens", i, text[before:], n)
+			}
+		}
+		s := string(text)
+		for _, want := range []string{" [1].", " [2].", " [3]."} {
+			if !strings.Contains(s, want) {
+				t.Fatalf("seed %d: no %q in %s", seed, want, s)
+			}
+		}
+		if strings.Contains(s, "[4]") {
+			t.Fatalf("seed %d: cites a source that is not there: %s", seed, s)
+		}
+	}
+}
