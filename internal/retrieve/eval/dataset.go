@@ -87,6 +87,20 @@ type Dataset struct {
 	Questions []Question
 
 	byPath map[string]int
+	// noCorpus: the questions of ParseQuestions, whose passages are
+	// checked for shape only.
+	noCorpus bool
+}
+
+// ParseQuestions reads questions in the questions.jsonl format without a
+// corpus, for judging results by their text (Retrieved without offsets):
+// every check of Load but those against the documents.
+func ParseQuestions(data []byte) ([]Question, error) {
+	ds := &Dataset{noCorpus: true}
+	if err := ds.readQuestions(data); err != nil {
+		return nil, err
+	}
+	return ds.Questions, nil
 }
 
 // Load reads the dataset in dir: every regular file under dir/corpus
@@ -235,6 +249,12 @@ func (ds *Dataset) checkQuestion(q *Question, bad func(format string, args ...an
 		}
 		if n := len(strings.Fields(p.Text)); n < MinPassageWords || n > MaxPassageWords {
 			bad("relevant[%d]: passage has %d words, want %d to %d", i, n, MinPassageWords, MaxPassageWords)
+		}
+		if ds.noCorpus {
+			if p.Doc == "" {
+				bad("relevant[%d]: no doc", i)
+			}
+			continue
 		}
 		doc, ok := ds.Document(p.Doc)
 		if !ok {

@@ -175,3 +175,22 @@ func TestResolve(t *testing.T) {
 		})
 	}
 }
+
+func TestParseQuestions(t *testing.T) {
+	good := `{"id":"a","question":"how are requests routed?","kind":"lexical","relevant":[{"doc":"docs/routing.md","passage":"Routes are tried in order; the first that matches runs its chain"}]}`
+	qs, err := ParseQuestions([]byte(good + "\n\n"))
+	if err != nil || len(qs) != 1 || qs[0].Relevant[0].Doc != "docs/routing.md" {
+		t.Fatalf("ParseQuestions = %+v, %v", qs, err)
+	}
+	for name, in := range map[string]string{
+		"empty":      "",
+		"no doc":     `{"id":"a","question":"q","kind":"lexical","relevant":[{"doc":"","passage":"one two three four five six seven eight"}]}`,
+		"bad kind":   `{"id":"a","question":"q","kind":"odd","relevant":[{"doc":"d","passage":"one two three four five six seven eight"}]}`,
+		"unknown":    `{"id":"a","question":"q","kind":"lexical","relevant":[],"extra":1}`,
+		"duplicates": good + "\n" + good,
+	} {
+		if _, err := ParseQuestions([]byte(in)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
