@@ -23,6 +23,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -48,16 +50,39 @@ type Options struct {
 	Data map[string]any
 	// SkipTests does not run the Rego tests. They run without Data.
 	SkipTests bool
+	// Evaluator is EvaluatorAuto (the default, ""), EvaluatorWasm or
+	// EvaluatorInterpreter.
+	Evaluator string
+	// OnFallback, when set, is called when an evaluation the WebAssembly
+	// evaluator could not finish is handed to the interpreter (with why).
+	OnFallback func(error)
 
 	// plain prepares the query without partial evaluation (for the test
 	// that compares the two).
 	plain bool
 }
 
+// The evaluators.
+const (
+	// EvaluatorAuto is the WebAssembly evaluator when it takes the policy
+	// set, else OPA's interpreter (Engine.Evaluator says which, and why).
+	EvaluatorAuto = "auto"
+	// EvaluatorWasm requires the WebAssembly evaluator: Load fails if it
+	// cannot take the policy set.
+	EvaluatorWasm = "wasm"
+	// EvaluatorInterpreter is OPA's interpreter (topdown) only.
+	EvaluatorInterpreter = "interpreter"
+)
+
 // Engine evaluates the prepared decision query. Safe for concurrent use.
 type Engine struct {
 	query   rego.PreparedEvalQuery
 	modules []string // file names, for messages
+
+	// wasm, when set, evaluates first; query takes what it cannot.
+	wasm       *wasmQuery
+	why        string // why there is no wasm, in auto mode
+	onFallback func(error)
 }
 
 // Rule is a deny or review entry.
@@ -124,12 +149,76 @@ func Load(ctx context.Context, o Options) (*Engine, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	e := &Engine{query: q, modules: names}
+	e := &Engine{query: q, modules: names, onFallback: o.OnFallback}
 	// The decision's shape, checked once on an empty request.
-	if _, err := e.Eval(ctx, &Input{Phase: "request"}); err != nil {
+	empty := &Input{Phase: "request"}
+	want, err := e.Eval(ctx, empty)
+	if err != nil {
 		return nil, fmt.Errorf("policy: %s on an empty request: %w", Query, err)
 	}
+	evaluator := o.Evaluator
+	if o.plain {
+		evaluator = EvaluatorInterpreter
+	}
+	switch evaluator {
+	case "", EvaluatorAuto, EvaluatorWasm:
+		if err := e.prepareWasm(ctx, prod, store, o.Data, empty, want); err != nil {
+			if evaluator == EvaluatorWasm {
+				return nil, fmt.Errorf("policy: the WebAssembly evaluator: %w", err)
+			}
+			e.why = err.Error()
+		}
+	case EvaluatorInterpreter:
+		e.why = "the interpreter was asked for"
+	default:
+		return nil, fmt.Errorf("policy: evaluator %q is not auto, wasm or interpreter", o.Evaluator)
+	}
 	return e, nil
+}
+
+// prepareWasm compiles the decision to WebAssembly and checks that it
+// decides the empty request as the interpreter did (want).
+func (e *Engine) prepareWasm(ctx context.Context, modules map[string]*ast.Module, store storage.Store, data map[string]any, empty *Input, want *Decision) error {
+	w, err := newWasmQuery(ctx, modules, store, data)
+	if err != nil {
+		return err
+	}
+	v, err := w.eval(empty)
+	var got *Decision
+	if err == nil {
+		got, err = decisionOf(v)
+	}
+	if err != nil {
+		w.close()
+		return fmt.Errorf("on an empty request: %w", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		w.close()
+		return fmt.Errorf("on an empty request it decides %+v, the interpreter %+v", got, want)
+	}
+	e.wasm = w
+	// Engines are not always closed (tests, a failed build): the
+	// instances and compiled code then go with the engine.
+	runtime.AddCleanup(e, func(w *wasmQuery) { w.close() }, w)
+	return nil
+}
+
+// Evaluator says which evaluator runs the decision (EvaluatorWasm or
+// EvaluatorInterpreter) and, for the interpreter, why.
+func (e *Engine) Evaluator() (name, why string) {
+	if e.wasm != nil {
+		return EvaluatorWasm, ""
+	}
+	return EvaluatorInterpreter, e.why
+}
+
+// Close releases the WebAssembly evaluator's instances and code. Eval
+// after Close uses the interpreter.
+func (e *Engine) Close() error {
+	if w := e.wasm; w != nil {
+		w.close()
+	}
+	return nil
 }
 
 // partialNamespace holds the modules that partial evaluation writes. It is
@@ -306,10 +395,27 @@ var (
 // of its own that may outlive the call, and the gateway's exchange contexts
 // are pooled. An evaluation is short (its input is bounded by the body
 // limit).
+//
+// With the WebAssembly evaluator, an evaluation it cannot finish (an
+// abort, a built-in result that cannot cross, an input that is not valid
+// UTF-8) is evaluated again by the interpreter, which then decides.
 func (e *Engine) Eval(ctx context.Context, in *Input) (*Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if w := e.wasm; w != nil {
+		v, err := w.eval(in)
+		if err == nil {
+			return decisionOf(v)
+		}
+		if e.onFallback != nil {
+			e.onFallback(err)
+		}
+	}
+	return e.evalInterpreter(in)
+}
+
+func (e *Engine) evalInterpreter(in *Input) (*Decision, error) {
 	rs, err := e.query.Eval(context.Background(), rego.EvalParsedInput(in.value()), noCancel, noMetrics, rawResult)
 	if err != nil {
 		return nil, fmt.Errorf("policy: evaluating: %w", err)
@@ -321,11 +427,19 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (*Decision, error) {
 	if !ok {
 		return nil, fmt.Errorf("policy: the decision is %T, not an OPA value", rs[0].Expressions[0].Value)
 	}
-	if d, ok := decodeValue(t.Value); ok {
+	return decisionOf(t.Value)
+}
+
+// decisionOf reads the decision from its value (nil: undefined).
+func decisionOf(val ast.Value) (*Decision, error) {
+	if val == nil {
+		return nil, errors.New("policy: data.switchyard.decision is undefined")
+	}
+	if d, ok := decodeValue(val); ok {
 		return d, nil
 	}
 	// Not of the usual shape: decode says what is wrong, as it always has.
-	v, err := ast.JSON(t.Value)
+	v, err := ast.JSON(val)
 	if err != nil {
 		return nil, fmt.Errorf("policy: the decision: %w", err)
 	}

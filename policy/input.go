@@ -3,6 +3,8 @@ package policy
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -133,4 +135,81 @@ func (in *Input) Hash() string {
 	h.Write([]byte{0})
 	h.Write([]byte(in.Output))
 	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// appendJSON appends the input document as JSON, the same document value
+// builds (for the WebAssembly evaluator, which parses JSON). It reports
+// false when a string is not valid UTF-8: the two evaluators could then
+// read different text, so such an input goes to OPA's interpreter.
+func (in *Input) appendJSON(dst []byte) ([]byte, bool) {
+	ok := true
+	s := func(dst []byte, v string) []byte {
+		ok = ok && utf8.ValidString(v)
+		return appendJSONString(dst, v)
+	}
+	list := func(dst []byte, l []string) []byte {
+		dst = append(dst, '[')
+		for i, v := range l {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = s(dst, v)
+		}
+		return append(dst, ']')
+	}
+	obj := func(dst []byte, m map[string]string) []byte {
+		dst = append(dst, '{')
+		first := true
+		for k, v := range m {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = append(s(dst, k), ':')
+			dst = s(dst, v)
+		}
+		return append(dst, '}')
+	}
+	dst = append(dst, `{"phase":`...)
+	dst = s(dst, in.Phase)
+	dst = append(dst, `,"principal":`...)
+	if p := in.Principal; p != nil {
+		dst = append(dst, `{"key_id":`...)
+		dst = s(dst, p.KeyID)
+		dst = append(dst, `,"tenant":`...)
+		dst = s(dst, p.Tenant)
+		dst = append(dst, `,"groups":`...)
+		dst = list(dst, p.Groups)
+		dst = append(dst, `,"metadata":`...)
+		dst = append(obj(dst, p.Metadata), '}')
+	} else {
+		dst = append(dst, "null"...)
+	}
+	dst = append(dst, `,"route":`...)
+	dst = s(dst, in.Route)
+	dst = append(dst, `,"model":`...)
+	dst = s(dst, in.Model)
+	dst = append(dst, `,"operation":`...)
+	dst = s(dst, in.Operation)
+	dst = append(dst, `,"messages":[`...)
+	for i, m := range in.Messages {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"role":`...)
+		dst = s(dst, m.Role)
+		dst = append(dst, `,"content":`...)
+		dst = append(s(dst, m.Content), '}')
+	}
+	dst = append(dst, `],"prompt":`...)
+	dst = s(dst, in.Prompt)
+	dst = append(dst, `,"tools":`...)
+	dst = list(dst, in.Tools)
+	dst = append(dst, `,"metadata":`...)
+	dst = obj(dst, in.Metadata)
+	dst = append(dst, `,"token_estimate":`...)
+	dst = strconv.AppendInt(dst, in.TokenEstimate, 10)
+	dst = append(dst, `,"output":`...)
+	dst = s(dst, in.Output)
+	return append(dst, '}'), ok
 }

@@ -239,16 +239,25 @@ func cleanPrompt1KB() string {
 	return p[:1024]
 }
 
+// BenchmarkDecision1KB evaluates the default library on a 1 KB prompt
+// through Engine.Eval, with each evaluator (wasm: what Load picks for the
+// library; interpreter: OPA's topdown), interleaved by -count.
 func BenchmarkDecision1KB(b *testing.B) {
-	b.Run("clean", func(b *testing.B) { benchDecision(b, cleanPrompt1KB(), "pass") })
 	// digits, an email and a phone number in every line: every detector's
 	// gate opens and the pii policy redacts
 	pii := strings.Repeat("Order 4412 shipped on 2026-11-03 to jane@example.com, call +44 20 7946 0958. ", 14)[:1024]
-	b.Run("pii", func(b *testing.B) { benchDecision(b, pii, "redact") })
+	for _, ev := range []string{EvaluatorWasm, EvaluatorInterpreter} {
+		b.Run("clean/"+ev, func(b *testing.B) { benchDecision(b, ev, cleanPrompt1KB(), "pass") })
+		b.Run("pii/"+ev, func(b *testing.B) { benchDecision(b, ev, pii, "redact") })
+	}
 }
 
-func benchDecision(b *testing.B, prompt, want string) {
-	e := prepareDecision(b)
+func benchDecision(b *testing.B, evaluator, prompt, want string) {
+	e, err := Load(context.Background(), Options{Dir: libraryDir, SkipTests: true, Evaluator: evaluator})
+	if err != nil {
+		b.Fatalf("load: %v", err)
+	}
+	defer e.Close()
 	in := requestInput(prompt)
 	ctx := context.Background()
 	if d := evalDecision(b, e, in); !expectationMet(want, d) {

@@ -76,6 +76,12 @@ type Stage struct {
 	// DecisionLog also appends every decision to this file, one JSON
 	// object a line (relative to data_dir).
 	DecisionLog string `yaml:"decision_log"`
+	// Evaluator runs the policies: auto (default) compiles them to
+	// WebAssembly and falls back to OPA's interpreter for a policy set or
+	// an input the WebAssembly evaluator cannot take (the log says which
+	// and why); wasm requires WebAssembly (a config error otherwise);
+	// interpreter is OPA's interpreter only.
+	Evaluator string `yaml:"evaluator"`
 
 	eng    *policy.Engine
 	log    *slog.Logger
@@ -111,15 +117,32 @@ func (s *Stage) Provision(env *gateway.Env) error {
 		return fmt.Errorf("check_every: %d bytes is out of range (1 to 65536)", s.CheckEvery)
 	}
 	s.output = s.Output == nil || *s.Output
-	eng, err := policy.Load(env.Context(), policy.Options{Dir: dir, Data: s.Data})
-	if err != nil {
-		return fmt.Errorf("policies: %w", err)
-	}
-	s.eng, s.log, s.route, s.met = eng, env.Log, env.Route, env.Metrics
+	s.log, s.route, s.met = env.Log, env.Route, env.Metrics
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	fallbacks := s.met.Counter(`switchyard_guard_interpreter_fallbacks_total{route=`+strconv.Quote(s.route)+`}`,
+		"Guard evaluations the WebAssembly evaluator handed to OPA's interpreter.")
+	eng, err := policy.Load(env.Context(), policy.Options{Dir: dir, Data: s.Data, Evaluator: s.Evaluator,
+		OnFallback: func(error) { fallbacks.Inc() }})
+	if err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+	s.eng = eng
+	if name, why := eng.Evaluator(); why != "" && s.Evaluator != policy.EvaluatorInterpreter {
+		s.log.Warn("guard: the policies run on OPA's interpreter, not WebAssembly", "route", s.route, "policies", dir, "reason", why)
+	} else {
+		s.log.Info("guard: policies loaded", "route", s.route, "policies", dir, "evaluator", name)
+	}
 	return s.provisionDecisionLog(env)
+}
+
+// Close releases the policies' WebAssembly instances.
+func (s *Stage) Close() error {
+	if s.eng != nil {
+		return s.eng.Close()
+	}
+	return nil
 }
 
 // count returns the counter of decisions by policy and result, registered

@@ -1,0 +1,640 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// The WebAssembly evaluator. OPA compiles the decision, partially
+// evaluated as for the interpreter (see prepare), to a WebAssembly module
+// with its own compiler, in process; wazero (pure Go, no cgo) runs it.
+// This side implements the host half of OPA's documented Wasm ABI
+// (docs/docs/wasm.md in OPA's repository): the module's memory, opa_abort,
+// opa_println, and the opa_builtinN dispatchers, which call the Go
+// implementation of each built-in the module does not carry itself (our
+// switchyard.* detectors, sprintf, regex.replace, ...), the very functions
+// the interpreter calls. One evaluation is one opa_eval call: the input
+// goes in as JSON, the decision comes out as value text (valuetext.go).
+//
+// An instance of the module evaluates one input at a time; wasmQuery
+// keeps a few idle ones. An evaluation that goes wrong on this side (an
+// abort, a built-in result that cannot cross, an input that is not valid
+// UTF-8) is handed to the interpreter instead: see Engine.Eval.
+
+// wasmCache keeps the machine code of the modules compiled, across
+// generations: a reload of unchanged policies does not compile them again.
+var wasmCache = wazero.NewCompilationCache()
+
+// wasmMemoryLimit bounds an instance's memory (64 KiB pages: 256 MiB). An
+// evaluation that needs more aborts, and the interpreter takes it.
+const wasmMemoryLimit = 4096
+
+// errWasmUnsupported marks a policy set the WebAssembly evaluator does not
+// take; Load then evaluates with the interpreter.
+var errWasmUnsupported = errors.New("not supported by the WebAssembly evaluator")
+
+type wasmQuery struct {
+	rt       wazero.Runtime
+	mod      wazero.CompiledModule
+	builtins []wasmBuiltin // by the module's identifiers
+	entry    int32
+	// layout: the module's strings and arrays can be read from memory
+	// directly (readValue), checked on the first instance.
+	layout bool
+	data   []byte // the data document, as JSON
+
+	mu     sync.Mutex
+	idle   []*wasmVM
+	closed bool
+}
+
+type wasmBuiltin struct {
+	name string
+	fn   topdown.BuiltinFunc
+}
+
+// maxIdle is how many idle instances a query keeps.
+func maxIdle() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// newWasmQuery compiles the decision to WebAssembly: partial evaluation
+// against the settings exactly as the interpreter's query (same options),
+// then OPA's planner and Wasm compiler.
+func newWasmQuery(ctx context.Context, modules map[string]*ast.Module, store storage.Store, data map[string]any) (*wasmQuery, error) {
+	comp := ast.NewCompiler()
+	if comp.Compile(modules); comp.Failed() {
+		return nil, fmt.Errorf("policy: %w", comp.Errors)
+	}
+	// PartialResult adds the residual to comp, as the rule
+	// data.<partialNamespace>.__result__, which the compiled query binds.
+	_, err := rego.New(rego.Query(Query), rego.Compiler(comp), rego.Store(store),
+		rego.Unknowns([]string{"input"}), rego.ShallowInlining(true), rego.PartialNamespace(partialNamespace),
+	).PartialResult(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("partial evaluation: %w", err)
+	}
+	res, err := rego.New(rego.Query("result = data."+partialNamespace+".__result__"), rego.Compiler(comp), rego.Store(store)).Compile(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: compiling: %w", errWasmUnsupported, err)
+	}
+	doc := map[string]any{}
+	if data != nil {
+		doc = map[string]any{"switchyard": map[string]any{"config": data}}
+	}
+	dataJSON, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the settings as JSON: %w", errWasmUnsupported, err)
+	}
+	return newWasmQueryFrom(ctx, res.Bytes, dataJSON)
+}
+
+// newWasmQueryFrom loads a compiled policy module whose entry point 0 is
+// the decision.
+func newWasmQueryFrom(ctx context.Context, bin, dataJSON []byte) (*wasmQuery, error) {
+	bin, err := ownMemory(bin)
+	if err != nil {
+		return nil, err
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(wasmCache).WithMemoryLimitPages(wasmMemoryLimit))
+	q := &wasmQuery{rt: rt, data: dataJSON}
+	if err := q.init(ctx, bin); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	return q, nil
+}
+
+func (q *wasmQuery) init(ctx context.Context, bin []byte) error {
+	host := q.rt.NewHostModuleBuilder("env")
+	i32 := api.ValueTypeI32
+	host.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostAbort), []api.ValueType{i32}, nil).Export("opa_abort")
+	host.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {}), []api.ValueType{i32}, nil).Export("opa_println")
+	for n := range 5 {
+		params := make([]api.ValueType, 2+n)
+		for i := range params {
+			params[i] = i32
+		}
+		host.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+			vmOf(ctx).builtin(stack, n)
+		}), params, []api.ValueType{i32}).Export(fmt.Sprintf("opa_builtin%d", n))
+	}
+	if _, err := host.Instantiate(ctx); err != nil {
+		return fmt.Errorf("wasm: the host module: %w", err)
+	}
+	mod, err := q.rt.CompileModule(ctx, bin)
+	if err != nil {
+		return fmt.Errorf("wasm: compiling the module: %w", err)
+	}
+	q.mod = mod
+
+	// The built-ins and entry points the module names, read from a first
+	// instance (they are the same in every one).
+	vm, err := q.instance(ctx)
+	if err != nil {
+		return err
+	}
+	defer vm.close()
+	var names map[string]int32
+	if err := vm.readJSON("builtins", &names); err != nil {
+		return err
+	}
+	for name, id := range names {
+		b, err := hostBuiltin(name)
+		if err != nil {
+			return err
+		}
+		if id < 0 || id > 1<<16 {
+			return fmt.Errorf("wasm: built-in %s has the identifier %d", name, id)
+		}
+		for int(id) >= len(q.builtins) {
+			q.builtins = append(q.builtins, wasmBuiltin{})
+		}
+		q.builtins[id] = b
+	}
+	q.layout = vm.checkLayout()
+	var entries map[string]int32
+	if err := vm.readJSON("entrypoints", &entries); err != nil {
+		return err
+	}
+	if len(entries) != 1 {
+		return fmt.Errorf("wasm: %d entry points, want 1", len(entries))
+	}
+	for _, id := range entries {
+		q.entry = id
+	}
+	return nil
+}
+
+// hostBuiltin is the Go implementation of a built-in the module calls
+// out for. Only pure functions cross: a built-in that is non-deterministic
+// (time, randomness, HTTP), a relation or one OPA's interpreter implements
+// without a function of its own keeps the policy set on the interpreter.
+func hostBuiltin(name string) (wasmBuiltin, error) {
+	decl, ok := ast.BuiltinMap[name]
+	fn := topdown.GetBuiltin(name)
+	switch {
+	case !ok || fn == nil:
+		return wasmBuiltin{}, fmt.Errorf("%w: the built-in %s has no Go implementation here", errWasmUnsupported, name)
+	case decl.Nondeterministic:
+		return wasmBuiltin{}, fmt.Errorf("%w: the built-in %s is not deterministic", errWasmUnsupported, name)
+	case decl.Relation:
+		return wasmBuiltin{}, fmt.Errorf("%w: the built-in %s is a relation", errWasmUnsupported, name)
+	}
+	return wasmBuiltin{name: name, fn: fn}, nil
+}
+
+// close releases the query's instances and compiled code. Instances in use
+// are closed when they come back.
+func (q *wasmQuery) close() {
+	q.mu.Lock()
+	idle := q.idle
+	q.idle, q.closed = nil, true
+	q.mu.Unlock()
+	for _, vm := range idle {
+		vm.close()
+	}
+	q.rt.Close(context.Background())
+}
+
+func (q *wasmQuery) get(ctx context.Context) (*wasmVM, error) {
+	q.mu.Lock()
+	if n := len(q.idle); n > 0 {
+		vm := q.idle[n-1]
+		q.idle = q.idle[:n-1]
+		q.mu.Unlock()
+		return vm, nil
+	}
+	closed := q.closed
+	q.mu.Unlock()
+	if closed {
+		return nil, errors.New("wasm: the query is closed")
+	}
+	return q.instance(ctx)
+}
+
+func (q *wasmQuery) put(vm *wasmVM) {
+	q.mu.Lock()
+	if !q.closed && len(q.idle) < maxIdle() {
+		q.idle = append(q.idle, vm)
+		vm = nil
+	}
+	q.mu.Unlock()
+	if vm != nil {
+		vm.close()
+	}
+}
+
+// wasmVM is one instance of the module, with the data document loaded.
+type wasmVM struct {
+	q   *wasmQuery
+	m   api.Module
+	mem api.Memory
+	ctx context.Context // carries the instance to the host functions
+
+	eval, malloc, valueDump, valueParse, jsonDump, jsonParse api.Function
+
+	dataAddr, heapPtr uint32
+	stack             []uint64 // opa_eval's
+	hstack            []uint64 // the host functions' calls into the module
+	buf, out          []byte
+	args              [4]*ast.Term
+	bctx              topdown.BuiltinContext
+	// fault is what went wrong on the host side during the current
+	// evaluation (a built-in's result that cannot cross, a Halt).
+	fault error
+}
+
+type vmKey struct{}
+
+func vmOf(ctx context.Context) *wasmVM { return ctx.Value(vmKey{}).(*wasmVM) }
+
+func (q *wasmQuery) instance(ctx context.Context) (*wasmVM, error) {
+	m, err := q.rt.InstantiateModule(ctx, q.mod, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	if err != nil {
+		return nil, fmt.Errorf("wasm: instantiating: %w", err)
+	}
+	vm := &wasmVM{q: q, m: m, mem: m.Memory(), stack: make([]uint64, 8), hstack: make([]uint64, 2)}
+	vm.ctx = context.WithValue(context.Background(), vmKey{}, vm)
+	for _, f := range []struct {
+		name string
+		fn   *api.Function
+	}{{"opa_eval", &vm.eval}, {"opa_malloc", &vm.malloc}, {"opa_value_dump", &vm.valueDump},
+		{"opa_value_parse", &vm.valueParse}, {"opa_json_dump", &vm.jsonDump}, {"opa_json_parse", &vm.jsonParse}} {
+		if *f.fn = m.ExportedFunction(f.name); *f.fn == nil {
+			m.Close(ctx)
+			return nil, fmt.Errorf("wasm: the module exports no %s", f.name)
+		}
+	}
+	if vm.mem == nil {
+		m.Close(ctx)
+		return nil, errors.New("wasm: the module has no memory")
+	}
+	// The data document, parsed once; evaluations start their heap after
+	// it (opa_eval resets the heap pointer it is given).
+	addr, err := vm.write(q.data)
+	if err == nil {
+		vm.dataAddr, err = vm.call1(vm.jsonParse, uint64(addr), uint64(len(q.data)))
+	}
+	if err == nil && vm.dataAddr == 0 {
+		err = errors.New("wasm: the module did not parse the settings")
+	}
+	if err == nil {
+		err = vm.callNamed("opa_heap_blocks_stash")
+	}
+	if err == nil {
+		var p uint32
+		p, err = vm.call1(m.ExportedFunction("opa_heap_ptr_get"))
+		vm.heapPtr = p
+	}
+	if err != nil {
+		m.Close(ctx)
+		return nil, err
+	}
+	return vm, nil
+}
+
+func (vm *wasmVM) close() { vm.m.Close(context.Background()) }
+
+// call1 calls f with args and returns its i32 result.
+func (vm *wasmVM) call1(f api.Function, args ...uint64) (uint32, error) {
+	if f == nil {
+		return 0, errors.New("wasm: a function the ABI needs is missing")
+	}
+	copy(vm.stack, args)
+	if err := f.CallWithStack(vm.ctx, vm.stack); err != nil {
+		return 0, err
+	}
+	return uint32(vm.stack[0]), nil
+}
+
+func (vm *wasmVM) callNamed(name string) error {
+	f := vm.m.ExportedFunction(name)
+	if f == nil {
+		return fmt.Errorf("wasm: the module exports no %s", name)
+	}
+	return f.CallWithStack(vm.ctx, vm.stack)
+}
+
+// write copies b into memory the module allocates.
+func (vm *wasmVM) write(b []byte) (uint32, error) {
+	addr, err := vm.call1(vm.malloc, uint64(len(b)))
+	if err != nil {
+		return 0, err
+	}
+	if !vm.mem.Write(addr, b) {
+		return 0, errors.New("wasm: writing past the memory")
+	}
+	return addr, nil
+}
+
+// cstring is the NUL-terminated string at addr, as a view of the memory
+// (valid until the next call into the module).
+func (vm *wasmVM) cstring(addr uint32) ([]byte, error) {
+	size := vm.mem.Size()
+	if addr >= size {
+		return nil, errors.New("wasm: a string address past the memory")
+	}
+	b, _ := vm.mem.Read(addr, size-addr)
+	n := bytes.IndexByte(b, 0)
+	if n < 0 {
+		return nil, errors.New("wasm: an unterminated string")
+	}
+	return b[:n], nil
+}
+
+// readJSON calls the export name (builtins, entrypoints) and decodes the
+// value it returns.
+func (vm *wasmVM) readJSON(name string, v any) error {
+	f := vm.m.ExportedFunction(name)
+	if f == nil {
+		return fmt.Errorf("wasm: the module exports no %s", name)
+	}
+	addr, err := vm.call1(f)
+	if err == nil {
+		addr, err = vm.call1(vm.jsonDump, uint64(addr))
+	}
+	if err != nil {
+		return fmt.Errorf("wasm: %s: %w", name, err)
+	}
+	s, err := vm.cstring(addr)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(s, v)
+}
+
+// evalWasm evaluates the decision for in. It returns the decision's value
+// (nil when undefined), or an error when the evaluation must be left to
+// the interpreter.
+func (q *wasmQuery) eval(in *Input) (ast.Value, error) {
+	vm, err := q.get(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	v, err := vm.evalInput(in)
+	if err != nil {
+		// An instance that failed half way is not used again.
+		vm.close()
+		return nil, err
+	}
+	q.put(vm)
+	return v, nil
+}
+
+func (vm *wasmVM) evalInput(in *Input) (ast.Value, error) {
+	var ok bool
+	vm.buf, ok = in.appendJSON(vm.buf[:0])
+	if !ok {
+		return nil, errors.New("wasm: the input is not valid UTF-8")
+	}
+	if len(vm.buf) > 1<<30 {
+		return nil, errors.New("wasm: the input is too large")
+	}
+	inAddr, n := vm.heapPtr, uint32(len(vm.buf))
+	if need := uint64(inAddr) + uint64(n); need > uint64(vm.mem.Size()) {
+		pages := (need - uint64(vm.mem.Size()) + 65535) / 65536
+		if _, ok := vm.mem.Grow(uint32(pages)); !ok {
+			return nil, errors.New("wasm: the input does not fit in the memory")
+		}
+	}
+	vm.mem.Write(inAddr, vm.buf)
+	vm.fault = nil
+	vm.bctx = topdown.BuiltinContext{Context: context.Background(), Cache: builtins.Cache{}}
+	addr, err := vm.call1(vm.eval, 0, uint64(vm.q.entry), uint64(vm.dataAddr), uint64(inAddr), uint64(n), uint64(inAddr+n), 1)
+	if err != nil {
+		return nil, fmt.Errorf("wasm: evaluating: %w", err)
+	}
+	if vm.fault != nil {
+		return nil, vm.fault
+	}
+	s, err := vm.cstring(addr)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := parseValue(s)
+	if err != nil {
+		return nil, err
+	}
+	// The result set: {{"result": decision}} (a set, in value text; an
+	// array in JSON), empty when undefined.
+	var results []*ast.Term
+	switch r := rs.(type) {
+	case ast.Set:
+		results = r.Slice()
+	case *ast.Array:
+		for i := range r.Len() {
+			results = append(results, r.Elem(i))
+		}
+	default:
+		return nil, fmt.Errorf("wasm: the result set is %s", ast.ValueName(rs))
+	}
+	switch len(results) {
+	case 0:
+		return nil, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("wasm: %d results", len(results))
+	}
+	obj, ok := results[0].Value.(ast.Object)
+	if !ok || obj.Len() != 1 {
+		return nil, fmt.Errorf("wasm: a result that is not one binding: %s", s)
+	}
+	return obj.Get(obj.Keys()[0]).Value, nil
+}
+
+// builtin is opa_builtin<n>: stack holds the built-in's identifier, a
+// reserved word and the n arguments' addresses, and gets the result's
+// address (0: undefined). As in the interpreter, a built-in's error makes
+// the call undefined, a Halt ends the evaluation.
+func (vm *wasmVM) builtin(stack []uint64, n int) {
+	stack[0] = uint64(vm.callBuiltin(uint32(stack[0]), stack[2:2+n]))
+}
+
+func (vm *wasmVM) callBuiltin(id uint32, argAddrs []uint64) uint32 {
+	if vm.fault != nil {
+		return 0
+	}
+	if int(id) >= len(vm.q.builtins) || vm.q.builtins[id].fn == nil {
+		vm.fault = fmt.Errorf("wasm: a call of the unknown built-in %d", id)
+		return 0
+	}
+	b := vm.q.builtins[id]
+	args := vm.args[:len(argAddrs)]
+	for i, a := range argAddrs {
+		if vm.q.layout {
+			if v, ok := vm.readValue(uint32(a), 0); ok {
+				args[i] = ast.NewTerm(v)
+				continue
+			}
+		}
+		// Calls into the module from here use their own stack: vm.stack
+		// holds the evaluation's.
+		st := vm.hstack
+		st[0] = a
+		if err := vm.valueDump.CallWithStack(vm.ctx, st); err != nil {
+			vm.fault = fmt.Errorf("wasm: an argument of %s: %w", b.name, err)
+			return 0
+		}
+		s, err := vm.cstring(uint32(st[0]))
+		if err != nil {
+			vm.fault = err
+			return 0
+		}
+		v, err := parseValue(s)
+		if err != nil {
+			vm.fault = fmt.Errorf("wasm: an argument of %s: %w", b.name, err)
+			return 0
+		}
+		args[i] = ast.NewTerm(v)
+	}
+	var out *ast.Term
+	err := b.fn(vm.bctx, args, func(t *ast.Term) error {
+		out = t
+		return nil
+	})
+	if h, ok := err.(topdown.Halt); ok {
+		vm.fault = h
+		return 0
+	}
+	if err != nil || out == nil {
+		return 0
+	}
+	text, err := appendValue(vm.out[:0], out.Value)
+	if err != nil {
+		vm.fault = fmt.Errorf("wasm: the result of %s: %w", b.name, err)
+		return 0
+	}
+	vm.out = text
+	st := vm.hstack
+	st[0] = uint64(len(text))
+	if err := vm.malloc.CallWithStack(vm.ctx, st); err != nil {
+		vm.fault = err
+		return 0
+	}
+	addr := uint32(st[0])
+	if !vm.mem.Write(addr, text) {
+		vm.fault = errors.New("wasm: writing past the memory")
+		return 0
+	}
+	st[0], st[1] = uint64(addr), uint64(len(text))
+	if err := vm.valueParse.CallWithStack(vm.ctx, st); err != nil {
+		vm.fault = err
+		return 0
+	}
+	if st[0] == 0 {
+		vm.fault = fmt.Errorf("wasm: the module did not parse the result of %s", b.name)
+	}
+	return uint32(st[0])
+}
+
+// hostAbort is opa_abort: the module gave up (an internal error, a
+// conflict between rules' values, memory). The evaluation ends with the
+// message; Engine.Eval hands it to the interpreter.
+func hostAbort(ctx context.Context, m api.Module, stack []uint64) {
+	msg := "aborted"
+	if s, err := vmOf(ctx).cstring(uint32(stack[0])); err == nil {
+		msg = string(s)
+	}
+	panic(fmt.Errorf("wasm: opa_abort: %s", msg))
+}
+
+// The memory layout of two kinds of OPA's Wasm values (wasm/src/value.h in
+// OPA's repository), wasm32: a string is {type 4, free, pad, pad, len u32,
+// bytes u32}, an array {type 5, pad x3, elems u32, len u32, cap u32} with
+// elements {index value u32, value u32}. The text the prompt travels as is read
+// from there, which spares a dump of it for every built-in it is passed
+// to (opa_value_dump escapes a 1 KB text in about 20 µs). This layout is
+// not part of the ABI: checkLayout compares it with opa_value_dump on the
+// module at hand, and a module where they differ is read through the dump
+// only. Anything else (numbers, objects, sets) is read through the dump.
+const (
+	wasmString = 4
+	wasmArray  = 5
+)
+
+// readValue reads the string or array of strings and arrays at addr.
+func (vm *wasmVM) readValue(addr uint32, depth int) (ast.Value, bool) {
+	if depth > maxValueDepth {
+		return nil, false
+	}
+	h, ok := vm.mem.Read(addr, 16)
+	if !ok {
+		return nil, false
+	}
+	switch h[0] {
+	case wasmString:
+		n, p := le32(h[4:]), le32(h[8:])
+		b, ok := vm.mem.Read(p, n)
+		if !ok || !utf8.Valid(b) {
+			return nil, false
+		}
+		return ast.String(b), true
+	case wasmArray:
+		elems, n := le32(h[4:]), le32(h[8:])
+		if n > 1<<20 {
+			return nil, false
+		}
+		es, ok := vm.mem.Read(elems, 8*n)
+		if !ok {
+			return nil, false
+		}
+		ts := make([]*ast.Term, n)
+		for i := range ts {
+			v, ok := vm.readValue(le32(es[8*i+4:]), depth+1)
+			if !ok {
+				return nil, false
+			}
+			ts[i] = ast.NewTerm(v)
+		}
+		return ast.NewArray(ts...), true
+	}
+	return nil, false
+}
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// layoutProbe is what checkLayout reads both ways.
+const layoutProbe = `["h\u00e9 \"llo\"", "", ["x", "yz", []], "a\nb"]`
+
+// checkLayout reports whether readValue reads what opa_value_dump
+// writes, on values the module parsed.
+func (vm *wasmVM) checkLayout() bool {
+	addr, err := vm.write([]byte(layoutProbe))
+	if err != nil {
+		return false
+	}
+	v, err := vm.call1(vm.valueParse, uint64(addr), uint64(len(layoutProbe)))
+	if err != nil || v == 0 {
+		return false
+	}
+	got, ok := vm.readValue(v, 0)
+	if !ok {
+		return false
+	}
+	d, err := vm.call1(vm.valueDump, uint64(v))
+	if err != nil {
+		return false
+	}
+	s, err := vm.cstring(d)
+	if err != nil {
+		return false
+	}
+	want, err := parseValue(s)
+	return err == nil && ast.Compare(got, want) == 0 && ast.Compare(want, ast.MustParseTerm(layoutProbe).Value) == 0
+}
