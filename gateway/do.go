@@ -55,6 +55,10 @@ type Response struct {
 // Response is there either way.
 func (s *Server) Do(ctx context.Context, req *Request) (*Response, error) {
 	gen := s.gen.Load()
+	if gen == nil { // the first generation is still being built
+		e := &Error{Status: 503, Code: CodeUnavailable, Message: "the gateway is starting"}
+		return &Response{Status: e.Status, ContentType: "application/json", Body: appendErrorBody(nil, e)}, e
+	}
 	x := s.begin(gen, req.Op)
 	x.Principal = req.Principal
 	x.header = append(x.header[:0], req.Header...)

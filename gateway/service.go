@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/valyala/fasthttp"
@@ -53,7 +54,11 @@ func (g *Generation) openServices(o BuildOptions, env Env) error {
 		e.Log = env.Log.With("service", s.Name)
 		v, err := s.Open(e, g.Config)
 		if err != nil {
-			return fmt.Errorf("%s: %w", s.Name, err)
+			var ce config.Error
+			if errors.As(err, &ce) {
+				return err // it names its file and line
+			}
+			return fmt.Errorf("%s: service %s: %w", g.Config.File, s.Name, err)
 		}
 		g.services[s.Name] = v
 		if c, ok := v.(Closer); ok {
