@@ -46,6 +46,28 @@ type Document struct {
 	Metadata map[string]any
 	// ACL says who may see the document; the zero ACL is everyone.
 	ACL ACL
+	// Version is the caller's opaque version of the document (a content
+	// hash, an ETag), at most 1024 bytes of UTF-8: stored, loaded and
+	// returned by Doc, so that a caller can skip re-adding a document that
+	// has not changed. The collection does not interpret it.
+	Version string
+}
+
+// DocInfo describes a document of a collection (Doc, Docs).
+type DocInfo struct {
+	ID, Title, URL string
+	Format         Format
+	Version        string
+	// Metadata are the document's attributes (numbers as float64), without
+	// those of its JSON Lines records. Shared: do not modify.
+	Metadata map[string]any
+	// ACL is the document's, canonical: each list sorted, without repeats.
+	// Shared: do not modify.
+	ACL ACL
+	// Chunks is the number of its chunks.
+	Chunks int
+	// Seq is its sequence number (StoredDoc.Seq).
+	Seq uint64
 }
 
 // Mode is how Search ranks.
@@ -137,7 +159,9 @@ type Hit struct {
 type Options struct {
 	// Embedder is required.
 	Embedder Embedder
-	// Store, if not nil, keeps the documents durably; New loads them.
+	// Store, if not nil, keeps the documents durably; New loads them. A
+	// store that is also a ChangeFeed (pgstore) is shared by replicas:
+	// see Sync and Follow.
 	Store Store
 	// Chunking bounds chunks.
 	Chunking ChunkOptions
@@ -159,9 +183,17 @@ type Collection struct {
 	vopt  vindex.Options
 	batch int
 
-	wmu  sync.Mutex // serializes Add and Delete
+	wmu  sync.Mutex // serializes Add, Delete and the applying of changes
 	next uint32     // next chunk slot, under wmu
-	seq  uint64     // last document sequence number, under wmu
+	seq  uint64     // greatest document sequence number applied, under wmu
+	// gone holds, for a store that is a ChangeFeed, the sequence numbers
+	// of this replica's deletions the change feed has not yet delivered
+	// (under wmu): a Sync that read an older version of the document
+	// before the deletion must not apply it (see applyChange).
+	gone map[string]uint64
+
+	syncMu sync.Mutex // serializes Sync
+	cursor uint64     // the change feed's position, under syncMu
 
 	mu       sync.RWMutex // guards what follows; Search holds it for reading
 	docs     map[string]*docRec
@@ -183,6 +215,10 @@ type Collection struct {
 
 type docRec struct {
 	id, title, url string
+	format         Format
+	version        string
+	meta           map[string]any
+	acl            ACL
 	seq            uint64
 	cl             *class
 	first, n       uint32   // the document's chunks are slots [first, first+n)
@@ -246,6 +282,7 @@ func New(ctx context.Context, o Options) (*Collection, error) {
 		docs:     map[string]*docRec{},
 		classes:  map[string]*class{},
 		attrKeys: map[string][]attrVal{},
+		gone:     map[string]uint64{},
 	}
 	if c.batch <= 0 {
 		c.batch = embedBatch
@@ -259,13 +296,22 @@ func New(ctx context.Context, o Options) (*Collection, error) {
 	return c, nil
 }
 
-// load applies the stored documents in the order they were added.
+// load applies the stored documents in the order they were added: those
+// of a ChangeFeed as its Changes yield them, from the start, which also
+// sets the feed's cursor.
 func (c *Collection) load(ctx context.Context) error {
+	if feed, ok := c.store.(ChangeFeed); ok {
+		c.syncMu.Lock()
+		defer c.syncMu.Unlock()
+		if _, err := c.syncFull(ctx, feed); err != nil {
+			return fmt.Errorf("retrieve: loading the store: %w", err)
+		}
+		return nil
+	}
 	var all []*StoredDoc
 	err := c.store.Scan(ctx, func(d *StoredDoc) error {
-		if d.Embedder != c.emb.Name() || d.Dim != c.emb.Dim() {
-			return fmt.Errorf("document %q was embedded by %q (%d-d), the collection's embedder is %q (%d-d)",
-				d.ID, d.Embedder, d.Dim, c.emb.Name(), c.emb.Dim())
+		if err := c.checkEmbedder(d); err != nil {
+			return err
 		}
 		all = append(all, d)
 		return nil
@@ -281,6 +327,15 @@ func (c *Collection) load(ctx context.Context) error {
 		}
 		c.apply(p)
 		c.seq = max(c.seq, d.Seq)
+	}
+	return nil
+}
+
+// checkEmbedder refuses a document whose vectors another embedder made.
+func (c *Collection) checkEmbedder(d *StoredDoc) error {
+	if d.Embedder != c.emb.Name() || d.Dim != c.emb.Dim() {
+		return fmt.Errorf("document %q was embedded by %q (%d-d), the collection's embedder is %q (%d-d)",
+			d.ID, d.Embedder, d.Dim, c.emb.Name(), c.emb.Dim())
 	}
 	return nil
 }
@@ -316,6 +371,9 @@ func (c *Collection) Add(ctx context.Context, d Document) (int, error) {
 	if err := checkID(d.ID); err != nil {
 		return 0, err
 	}
+	if err := checkVersion(d.Version); err != nil {
+		return 0, fmt.Errorf("retrieve: document %q: %w", d.ID, err)
+	}
 	acl, _, err := d.ACL.canonical()
 	if err != nil {
 		return 0, fmt.Errorf("retrieve: document %q: %w", d.ID, err)
@@ -334,7 +392,7 @@ func (c *Collection) Add(ctx context.Context, d Document) (int, error) {
 	}
 	sd := &StoredDoc{
 		ID: d.ID, Title: d.Title, URL: d.URL, Format: format, Metadata: meta, ACL: acl,
-		Embedder: c.emb.Name(), Dim: c.emb.Dim(), Chunks: chunks,
+		Version: d.Version, Embedder: c.emb.Name(), Dim: c.emb.Dim(), Chunks: chunks,
 	}
 	texts := make([]string, len(chunks))
 	for i := range chunks {
@@ -351,11 +409,12 @@ func (c *Collection) Add(ctx context.Context, d Document) (int, error) {
 	defer c.wmu.Unlock()
 	sd.Seq = c.seq + 1
 	if c.store != nil {
+		// The store may number the document itself (Store.Put).
 		if err := c.store.Put(ctx, sd); err != nil {
 			return 0, fmt.Errorf("retrieve: storing document %q: %w", d.ID, err)
 		}
 	}
-	c.seq = sd.Seq
+	c.seq = max(c.seq, sd.Seq)
 	c.apply(p)
 	return len(chunks), nil
 }
@@ -431,6 +490,9 @@ func (c *Collection) prepareStored(sd *StoredDoc) (*prepared, error) {
 	if err := checkID(sd.ID); err != nil {
 		return nil, err
 	}
+	if err := checkVersion(sd.Version); err != nil {
+		return nil, err
+	}
 	if len(sd.Chunks) == 0 || len(sd.Vectors) != len(sd.Chunks) {
 		return nil, fmt.Errorf("%d chunks and %d vectors", len(sd.Chunks), len(sd.Vectors))
 	}
@@ -503,7 +565,10 @@ func (c *Collection) apply(p *prepared) {
 		}
 	}
 
-	d := &docRec{id: sd.ID, title: sd.Title, url: sd.URL, seq: sd.Seq, cl: cl, first: first, n: n}
+	d := &docRec{
+		id: sd.ID, title: sd.Title, url: sd.URL, format: sd.Format, version: sd.Version,
+		meta: p.meta, acl: p.acl, seq: sd.Seq, cl: cl, first: first, n: n,
+	}
 	c.mu.Lock()
 	old := c.docs[sd.ID]
 	if old != nil {
@@ -624,26 +689,79 @@ func (c *Collection) dropVectors(d *docRec) {
 }
 
 // Delete removes the document id from the store and the collection and
-// reports whether it was there.
+// reports whether it was there. With a store shared by replicas (a
+// ChangeFeed) the store is asked even when this replica does not hold the
+// document yet (another replica's Add not yet synced), and "there" means
+// in the store or here.
 func (c *Collection) Delete(ctx context.Context, id string) (bool, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.RLock()
 	d := c.docs[id]
 	c.mu.RUnlock()
-	if d == nil {
+	_, shared := c.store.(ChangeFeed)
+	if d == nil && !shared {
 		return false, nil
 	}
+	var seq uint64
 	if c.store != nil {
-		if err := c.store.Delete(ctx, id); err != nil {
+		var err error
+		if seq, err = c.store.Delete(ctx, id); err != nil {
 			return false, fmt.Errorf("retrieve: deleting document %q from the store: %w", id, err)
 		}
 	}
+	if shared && seq > 0 {
+		c.gone[id] = seq
+		c.seq = max(c.seq, seq)
+	}
+	if d != nil {
+		c.remove(d)
+	}
+	return d != nil || seq > 0, nil
+}
+
+// remove takes d out of the collection; the caller holds wmu.
+func (c *Collection) remove(d *docRec) {
 	c.mu.Lock()
 	c.unlink(d)
 	c.mu.Unlock()
 	c.dropVectors(d)
-	return true, nil
+}
+
+// Doc returns what the collection holds of the document id.
+func (c *Collection) Doc(id string) (DocInfo, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	d := c.docs[id]
+	if d == nil {
+		return DocInfo{}, false
+	}
+	return d.info(), true
+}
+
+// Docs calls fn with every document, by increasing ID, until fn returns
+// false. It sees a snapshot taken when it is called, and runs fn without
+// any lock held, so fn may call the collection (Add, Delete, Search).
+func (c *Collection) Docs(fn func(DocInfo) bool) {
+	c.mu.RLock()
+	all := make([]DocInfo, 0, len(c.docs))
+	for _, d := range c.docs {
+		all = append(all, d.info())
+	}
+	c.mu.RUnlock()
+	slices.SortFunc(all, func(a, b DocInfo) int { return strings.Compare(a.ID, b.ID) })
+	for _, d := range all {
+		if !fn(d) {
+			return
+		}
+	}
+}
+
+func (d *docRec) info() DocInfo {
+	return DocInfo{
+		ID: d.id, Title: d.title, URL: d.url, Format: d.format, Version: d.version,
+		Metadata: d.meta, ACL: d.acl, Chunks: int(d.n), Seq: d.seq,
+	}
 }
 
 // Stats describes a collection.
@@ -665,6 +783,13 @@ func (c *Collection) Stats() Stats {
 func checkID(id string) error {
 	if id == "" || len(id) > 1024 || !utf8.ValidString(id) || strings.IndexByte(id, 0) >= 0 {
 		return fmt.Errorf("retrieve: document id %q: must be 1 to 1024 bytes of UTF-8 without NUL", id)
+	}
+	return nil
+}
+
+func checkVersion(v string) error {
+	if len(v) > 1024 || !utf8.ValidString(v) {
+		return fmt.Errorf("version: must be at most 1024 bytes of UTF-8")
 	}
 	return nil
 }

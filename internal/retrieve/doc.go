@@ -97,15 +97,43 @@
 // document's disappear at once. A failed Add changes nothing, in memory or
 // in the store. Writers are serialized; searches run in parallel.
 //
-// Store is the durable side, called before the in-memory change; DirStore
-// keeps one file per document in a directory (its format is on DirStore),
-// written to a temporary file, synced and renamed, so a crash leaves the
-// old file or the new one; a short or corrupt file fails New with its name
-// rather than loading part of an index. Files hold chunks and vectors, not
-// postings: rebuilding the keyword index is fast (see the figures), and a
-// PostgreSQL Store can then be the source of truth with the same contract.
-// The vector graphs are rebuilt at load as well (vindex persists no
-// graph), which is the slow part of opening a large collection.
+// Store is the durable side, called before the in-memory change;
+// DirStore keeps one file per document in a directory (its format is on
+// DirStore), written to a temporary file, synced and renamed, so a crash
+// leaves the old file or the new one; a short or corrupt file fails New
+// with its name rather than loading part of an index. Files hold chunks
+// and vectors, not postings: rebuilding the keyword index is fast (see the
+// figures). The vector graphs are rebuilt at load as well (vindex persists
+// no graph), which is the slow part of opening a large collection.
+// Every document carries Seq, the order of the changes: the collection
+// numbers its Adds for a DirStore, while a store shared by replicas
+// numbers every change itself (Store.Put), increasing in commit order
+// across all writers, and the collection keeps that number.
+//
+// Replicas. pgstore keeps documents, chunks, ACLs and vectors in
+// PostgreSQL, shared by the gateway's replicas, each of which has its own
+// Collection over it. Such a store is also a ChangeFeed: Changes yields,
+// by sequence number, every document changed after a number, or its
+// tombstone, and Watch says when there may be some (LISTEN/NOTIFY).
+// Collection.Sync applies the changes after the last it applied, without
+// writing anything back: an upserted document replaces this replica's
+// copy, a tombstone removes it, each atomically as Add does. A change the
+// collection already holds, at that number or later, is skipped without
+// being indexed again, which is how a replica's own writes come back;
+// this replica's deletions are remembered by number until the feed
+// delivers them, so an older version read before one cannot reappear.
+// When the store pruned tombstones this replica had not seen, Sync reads
+// the whole store again and drops what it no longer holds. New loads a
+// ChangeFeed through Changes, which sets the position Sync starts from.
+// Follow runs one replica's Watch and Syncs (after each burst of
+// notifications, each reconnection, and every FollowPoll) in two
+// goroutines that end with its context or its stop function; a change
+// made through one replica is searchable on the others within tens of
+// milliseconds (storetest checks under a second). Delete through a
+// replica that has not synced the document yet deletes it in the store.
+// internal/retrieve/storetest is the conformance suite every Store runs
+// (DirStore, pgstore, and its in-memory Mem), with the replica tests for
+// every ChangeFeed.
 //
 // # Measured figures
 //

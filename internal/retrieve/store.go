@@ -27,9 +27,12 @@ type StoredDoc struct {
 	Format   Format         `json:"format"`
 	Metadata map[string]any `json:"metadata,omitempty"`
 	ACL      ACL            `json:"acl"`
+	// Version is the caller's opaque version of the document (Document.Version).
+	Version string `json:"version,omitempty"`
 	// Seq orders documents by when they were added (last Add wins); the
 	// collection loads them in this order so its indexes are rebuilt as
-	// they were.
+	// they were. The collection numbers its Adds; a Store may number them
+	// itself instead (see Store.Put).
 	Seq uint64 `json:"seq"`
 	// Embedder and Dim name what made Vectors; a collection refuses to
 	// load vectors of another embedder.
@@ -40,16 +43,26 @@ type StoredDoc struct {
 }
 
 // Store keeps a collection's documents durably: the local DirStore, or
-// later a PostgreSQL store shared by replicas. The collection calls Put and
-// Delete under its writer lock, before changing what searches see, so a
-// failed call changes nothing; Scan is called once, by New.
+// pgstore's PostgreSQL store shared by replicas. The collection calls Put
+// and Delete under its writer lock, before changing what searches see, so a
+// failed call changes nothing; Scan is called once, by New (a store that is
+// also a ChangeFeed is loaded through Changes instead). A Store must be safe
+// for concurrent use.
 type Store interface {
 	// Put stores d, replacing the document with its ID, atomically: after
 	// an error (or a crash) the store holds the old document or the new
-	// one, whole.
+	// one, whole. The collection sets d.Seq to one more than the greatest
+	// it has seen; a store shared by replicas assigns its own instead,
+	// setting d.Seq before returning nil: then every number it assigns
+	// (by Put or Delete) must be greater than all it assigned before, for
+	// every writer of the collection, so that Seq orders changes as they
+	// were committed. Put does not keep d or its slices after returning.
 	Put(ctx context.Context, d *StoredDoc) error
-	// Delete removes the document id; a missing id is not an error.
-	Delete(ctx context.Context, id string) error
+	// Delete removes the document id; a missing id is not an error. A
+	// store that assigns sequence numbers returns the deletion's (the
+	// tombstone's, see ChangeFeed), or 0 when id was not there; DirStore
+	// always returns 0.
+	Delete(ctx context.Context, id string) (seq uint64, err error)
 	// Scan calls fn with every stored document, in any order, and stops at
 	// fn's first error. A document that cannot be read whole is an error:
 	// a store never yields part of an index.
@@ -104,7 +117,7 @@ func (s *DirStore) path(id string) string {
 	return filepath.Join(s.docsDir(), hex.EncodeToString(h[:16])+docExt)
 }
 
-// Put writes d's file atomically.
+// Put writes d's file atomically; it keeps the collection's d.Seq.
 func (s *DirStore) Put(ctx context.Context, d *StoredDoc) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -116,12 +129,15 @@ func (s *DirStore) Put(ctx context.Context, d *StoredDoc) error {
 	return writeAtomic(s.docsDir(), s.path(d.ID), data)
 }
 
-// Delete removes d's file and syncs the directory.
-func (s *DirStore) Delete(ctx context.Context, id string) error {
-	if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+// Delete removes d's file and syncs the directory; it returns seq 0.
+func (s *DirStore) Delete(ctx context.Context, id string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
-	return syncDir(s.docsDir())
+	if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	return 0, syncDir(s.docsDir())
 }
 
 // Scan reads every document file.
