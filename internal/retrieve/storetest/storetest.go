@@ -722,6 +722,8 @@ func testReconnect(t *testing.T, b FeedBackend) {
 	Follow(t, r, "b")
 	mustAdd(t, a, doc("c0", "cassowary", "1"))
 	Eventually(t, Within, "before the disconnection", func() bool { return Finds(r, "cassowary", "c0") })
+	// c0 may have come by Follow's first Sync, before the watches listen.
+	Eventually(t, 5*time.Second, "both watches listening", func() bool { return b.Listening(t) >= 2 })
 	if n := b.Disconnect(t); n < 2 {
 		t.Fatalf("broke %d connections, want at least the 2 watches", n)
 	}
