@@ -10,6 +10,7 @@ import (
 	"switchyard/plugins/guard"
 	"switchyard/plugins/headers"
 	"switchyard/plugins/ratelimit"
+	"switchyard/plugins/retrieval"
 	"switchyard/plugins/simbackend"
 )
 
@@ -22,5 +23,6 @@ func RegisterAll(reg *gateway.Registry) {
 	reg.Register(ratelimit.Factory)
 	reg.Register(guard.Factory)
 	cache.Register(reg)
+	retrieval.Register(reg)
 	reg.RegisterBackend(simbackend.Kind)
 }

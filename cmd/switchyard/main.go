@@ -1,6 +1,7 @@
 // Command switchyard is the Switchyard inference gateway: one binary with the
-// gateway (serve, validate), the GPU-server simulator (sim) and the load
-// generator (load). It only parses flags and wires packages together.
+// gateway (serve, validate), the GPU-server simulator (sim), the load
+// generator (load), policy tests, and retrieval's ingestion and
+// evaluation (ingest, eval retrieval). It only parses flags and wires packages together.
 package main
 
 import (
@@ -19,6 +20,8 @@ Usage:
   switchyard sim      --listen HOST:PORT --model NAME [flags]
   switchyard load     --url URL --model NAME [flags]
   switchyard policy test [-v] [DIR]     (the Rego tests of a policy directory; default policy/rego)
+  switchyard ingest   --config FILE --collection NAME [flags] PATH...
+  switchyard eval retrieval --config FILE --collection NAME --dataset DIR|FILE [flags]
   switchyard version
 
 Run "switchyard COMMAND -h" for the flags of one command.
@@ -41,6 +44,10 @@ func main() {
 		err = runLoad(args)
 	case "policy":
 		err = runPolicy(args)
+	case "ingest":
+		err = runIngest(args)
+	case "eval":
+		err = runEval(args)
 	case "version", "--version", "-version":
 		fmt.Println("switchyard", version)
 	case "help", "-h", "--help":
