@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -81,20 +80,19 @@ func init() {
 		if !ok {
 			return nil, fmt.Errorf("switchyard.contains_any: the substrings are %s, not an array", ast.ValueName(b.Value))
 		}
-		found := false
+		var buf [32]string
+		subs := buf[:0]
 		err := arr.Iter(func(t *ast.Term) error {
 			sub, ok := t.Value.(ast.String)
 			if !ok {
 				return fmt.Errorf("switchyard.contains_any: a substring is %s, not a string", ast.ValueName(t.Value))
 			}
-			if !found && strings.Contains(string(s), string(sub)) {
-				found = true
-			}
+			subs = append(subs, string(sub))
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		return ast.BooleanTerm(found), nil
+		return ast.BooleanTerm(detect.ContainsAny(string(s), subs)), nil
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -55,7 +56,11 @@ type wasmQuery struct {
 	// layout: the module's strings and arrays can be read from memory
 	// directly (readValue), checked on the first instance.
 	layout bool
-	data   []byte // the data document, as JSON
+	// interned: whether the module's interned strings (its constants)
+	// read as the others do, checked against opa_value_dump on the first
+	// argument that holds one: internedUnknown, internedSame, internedDiffer.
+	interned atomic.Int32
+	data     []byte // the data document, as JSON
 
 	mu     sync.Mutex
 	idle   []*wasmVM
@@ -475,8 +480,9 @@ func (vm *wasmVM) callBuiltin(id uint32, argAddrs []uint64) uint32 {
 	b := vm.q.builtins[id]
 	args := vm.args[:len(argAddrs)]
 	for i, a := range argAddrs {
+		interned := vm.q.interned.Load()
 		if vm.q.layout {
-			if v, ok := vm.readValue(uint32(a), 0); ok {
+			if v, ok := vm.readValue(uint32(a), 0, interned == internedSame); ok {
 				args[i] = ast.NewTerm(v)
 				continue
 			}
@@ -500,6 +506,17 @@ func (vm *wasmVM) callBuiltin(id uint32, argAddrs []uint64) uint32 {
 			return 0
 		}
 		args[i] = ast.NewTerm(v)
+		if vm.q.layout && interned == internedUnknown {
+			// Read with interned strings, this argument is what the dump
+			// says, or it is not readable at all (another kind of value).
+			if got, ok := vm.readValue(uint32(a), 0, true); ok {
+				if ast.Compare(got, v) == 0 {
+					vm.q.interned.CompareAndSwap(internedUnknown, internedSame)
+				} else {
+					vm.q.interned.Store(internedDiffer)
+				}
+			}
+		}
 	}
 	var out *ast.Term
 	err := b.fn(vm.bctx, args, func(t *ast.Term) error {
@@ -554,7 +571,8 @@ func hostAbort(ctx context.Context, m api.Module, stack []uint64) {
 
 // The memory layout of two kinds of OPA's Wasm values (wasm/src/value.h in
 // OPA's repository), wasm32: a string is {type 4, free, pad, pad, len u32,
-// bytes u32}, an array {type 5, pad x3, elems u32, len u32, cap u32} with
+// bytes u32}, an interned string (a constant of the policy, in the
+// module's data) the same with type 8, an array {type 5, pad x3, elems u32, len u32, cap u32} with
 // elements {index value u32, value u32}. The text the prompt travels as is read
 // from there, which spares a dump of it for every built-in it is passed
 // to (opa_value_dump escapes a 1 KB text in about 20 µs). This layout is
@@ -562,12 +580,21 @@ func hostAbort(ctx context.Context, m api.Module, stack []uint64) {
 // module at hand, and a module where they differ is read through the dump
 // only. Anything else (numbers, objects, sets) is read through the dump.
 const (
-	wasmString = 4
-	wasmArray  = 5
+	wasmString         = 4
+	wasmArray          = 5
+	wasmStringInterned = 8
 )
 
-// readValue reads the string or array of strings and arrays at addr.
-func (vm *wasmVM) readValue(addr uint32, depth int) (ast.Value, bool) {
+// The states of wasmQuery.interned.
+const (
+	internedUnknown = iota
+	internedSame
+	internedDiffer
+)
+
+// readValue reads the string or array of strings and arrays at addr;
+// interned strings too when interned is set.
+func (vm *wasmVM) readValue(addr uint32, depth int, interned bool) (ast.Value, bool) {
 	if depth > maxValueDepth {
 		return nil, false
 	}
@@ -576,6 +603,11 @@ func (vm *wasmVM) readValue(addr uint32, depth int) (ast.Value, bool) {
 		return nil, false
 	}
 	switch h[0] {
+	case wasmStringInterned:
+		if !interned {
+			return nil, false
+		}
+		fallthrough
 	case wasmString:
 		n, p := le32(h[4:]), le32(h[8:])
 		b, ok := vm.mem.Read(p, n)
@@ -594,7 +626,7 @@ func (vm *wasmVM) readValue(addr uint32, depth int) (ast.Value, bool) {
 		}
 		ts := make([]*ast.Term, n)
 		for i := range ts {
-			v, ok := vm.readValue(le32(es[8*i+4:]), depth+1)
+			v, ok := vm.readValue(le32(es[8*i+4:]), depth+1, interned)
 			if !ok {
 				return nil, false
 			}
@@ -623,7 +655,7 @@ func (vm *wasmVM) checkLayout() bool {
 	if err != nil || v == 0 {
 		return false
 	}
-	got, ok := vm.readValue(v, 0)
+	got, ok := vm.readValue(v, 0, false)
 	if !ok {
 		return false
 	}

@@ -244,7 +244,7 @@ func checkValueText(t testing.TB, q *wasmQuery, s string) {
 	if err != nil || v == 0 {
 		t.Fatalf("%s: opa_value_parse(%s) = %d (%v)", s, text, v, err)
 	}
-	if r, ok := vm.readValue(v, 0); ok && ast.Compare(r, want) != 0 {
+	if r, ok := vm.readValue(v, 0, false); ok && ast.Compare(r, want) != 0 {
 		t.Fatalf("%s: readValue %v", s, r)
 	}
 	d, err := vm.call1(vm.valueDump, uint64(v))
@@ -334,4 +334,16 @@ func FuzzWasmDecision(f *testing.F) {
 		resp.Phase, resp.Output = "response", s
 		sameDecision(t, w, i, resp, "fuzz")
 	})
+}
+
+// TestWasmReadsConstants: the policy's constant strings (interned in the
+// module) pass the check against opa_value_dump, so the arguments that
+// hold them (the injection triggers) are read from memory, not dumped.
+func TestWasmReadsConstants(t *testing.T) {
+	e := prepareDecision(t)
+	defer e.Close()
+	evalDecision(t, e, requestInput("please ignore this"))
+	if got := e.wasm.interned.Load(); got != internedSame {
+		t.Fatalf("interned strings: state %d, want %d (read as the others)", got, internedSame)
+	}
 }

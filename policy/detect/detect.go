@@ -565,9 +565,11 @@ const EntropyThreshold = 4.2
 // high-entropy tokens (see policy/rego/secrets.rego for the rules).
 func Secrets(text string) []string {
 	var out []string
-	for _, k := range known {
-		if containsAny(text, k.triggers) && k.re.MatchString(text) {
-			out = append(out, k.name)
+	if ContainsAny(text, secretTriggers) {
+		for _, k := range known {
+			if containsAny(text, k.triggers) && k.re.MatchString(text) {
+				out = append(out, k.name)
+			}
 		}
 	}
 	for _, tok := range LongTokens(text) {
@@ -584,6 +586,62 @@ func Secrets(text string) []string {
 func containsAny(s string, subs []string) bool {
 	return slices.ContainsFunc(subs, func(t string) bool { return strings.Contains(s, t) })
 }
+
+// secretTriggers are the triggers of every known format: a text that holds
+// none of them (most texts) needs no look at each format's.
+var secretTriggers = func() (out []string) {
+	for _, k := range known {
+		out = append(out, k.triggers...)
+	}
+	return out
+}()
+
+// ContainsAny reports whether s contains any of subs, as strings.Contains
+// on each would, in one pass over s instead of one per substring: a
+// position is looked at further only when its two bytes begin some
+// substring (a 4096-bit table of byte pairs; for pairs of ASCII letters
+// it has no collisions).
+func ContainsAny(s string, subs []string) bool {
+	if len(subs) <= 2 {
+		return containsAny(s, subs)
+	}
+	var table [64]uint64
+	var hashBuf [32]uint16
+	hashes := hashBuf[:0]
+	if len(subs) > len(hashBuf) {
+		hashes = make([]uint16, 0, len(subs))
+	}
+	for _, sub := range subs {
+		switch len(sub) {
+		case 0:
+			return true
+		case 1:
+			if strings.IndexByte(s, sub[0]) >= 0 {
+				return true
+			}
+			hashes = append(hashes, 0xffff) // never a pair's
+			continue
+		}
+		h := pairHash(sub[0], sub[1])
+		table[h>>6] |= 1 << (h & 63)
+		hashes = append(hashes, h)
+	}
+	for i := 0; i+1 < len(s); i++ {
+		h := pairHash(s[i], s[i+1])
+		if table[h>>6]&(1<<(h&63)) == 0 {
+			continue
+		}
+		for j, sub := range subs {
+			if hashes[j] == h && strings.HasPrefix(s[i:], sub) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// pairHash is a byte pair's bit in ContainsAny's table (12 bits).
+func pairHash(a, b byte) uint16 { return (uint16(a)<<5 ^ uint16(b)) & 4095 }
 
 // LongTokens returns the runs of 24 or more base64 / url-safe characters
 // ([A-Za-z0-9+/=_-]), when the text holds a digit (base64 of 18+ bytes

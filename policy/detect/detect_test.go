@@ -244,3 +244,55 @@ func FuzzPII(f *testing.F) {
 		}
 	})
 }
+
+// containsAnyReference is ContainsAny by definition.
+func containsAnyReference(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestContainsAny(t *testing.T) {
+	f := func(s string, subs ...string) {
+		t.Helper()
+		if got, want := ContainsAny(s, subs), containsAnyReference(s, subs); got != want {
+			t.Fatalf("ContainsAny(%q, %q) = %v, want %v", s, subs, got, want)
+		}
+	}
+	f("")
+	f("", "a", "b", "c")
+	f("", "a", "", "c")
+	f("abc", "x", "y", "c")
+	f("abc", "x", "y", "z")
+	f("abc", "x", "y", "bc")
+	f("abc", "x", "y", "abcd")
+	f("xxignore", "ignore", "dan", "act as")
+	f("ignor", "ignore", "dan", "act as")
+	f("sk-\xff\xfe", "\xff\xfe", "AKIA", "eyJ")
+	f(strings.Repeat("in the instructions", 3), "ignore", "instructionz", "system>")
+	many := make([]string, 40)
+	for i := range many {
+		many[i] = strings.Repeat("q", i+1) + "!"
+	}
+	f("qqqqq!", many...)
+	f("qqqq", many...)
+	for _, s := range seeds {
+		f(s, secretTriggers...)
+		f(strings.ToLower(s), "ignore", "disregard", "forget", "system prompt", "dan", "act as", "pretend")
+	}
+}
+
+func FuzzContainsAny(f *testing.F) {
+	f.Add("ignore all previous", "ignore|dan|act as")
+	f.Add("xoxb-1 AKIA", strings.Join(secretTriggers, "|"))
+	f.Add("ab", "b|ab|x")
+	f.Fuzz(func(t *testing.T, s, list string) {
+		subs := strings.Split(list, "|")
+		if got, want := ContainsAny(s, subs), containsAnyReference(s, subs); got != want {
+			t.Fatalf("ContainsAny(%q, %q) = %v, want %v", s, subs, got, want)
+		}
+	})
+}
