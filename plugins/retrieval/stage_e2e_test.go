@@ -432,3 +432,34 @@ routes:
 	c := gwtest.Start(t, cfg(""))
 	waitSource(c, "when does the wombat cache warm", "public/wombat.md#", true)
 }
+
+// TestStageRewrite: with query: rewrite the stage asks a model for the
+// query (through the gateway, skipping retrieval: a rewrite model routed
+// back to the same stage does not loop), and searches the last user turn
+// when that fails.
+func TestStageRewrite(t *testing.T) {
+	docs := writeDocs(t)
+	base := ragConfig(docs, t.TempDir())
+	for name, model := range map[string]string{"same route": "sim-chat-rag", "missing model": "no-such-model"} {
+		cfg := strings.Replace(base, "mode: keyword, min_score: 0.1", "mode: keyword, min_score: 0.1, query: rewrite, rewrite_model: "+model, 1)
+		g := gwtest.Start(t, cfg)
+		a := chat(t, g.URL, testKeys["globex"], "what does outlier ejection do", false)
+		if a.status != 200 {
+			t.Fatalf("%s: %d %s", name, a.status, a.body)
+		}
+		resp, err := http.Get(g.Admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		failed := strings.Contains(string(m), `switchyard_retrieval_rewrite_failures_total{route="rag",collection="docs"} 1`)
+		if want := model == "no-such-model"; failed != want {
+			t.Errorf("%s: rewrite failure counted = %v, want %v", name, failed, want)
+		}
+		if model == "no-such-model" && (len(a.sources) == 0 || !strings.HasPrefix(a.sources[0], "public/routing.md#")) {
+			t.Errorf("%s: after a failed rewrite the last user turn is searched: sources %v", name, a.sources)
+		}
+		g.Stop()
+	}
+}
