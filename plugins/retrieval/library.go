@@ -60,7 +60,7 @@ type Library struct {
 	colls map[string]*Coll // by name
 	names []string         // sorted
 	audit *auditLog
-	env   *gateway.Env // the generation's, for resources opened later (API-made vector stores)
+	env   *gateway.Env   // the generation's, for resources opened later (API-made vector stores)
 	bg    sync.WaitGroup // background source syncs (pool embedders)
 
 	api apiState // the Files and Vector Stores APIs' state (api.go)

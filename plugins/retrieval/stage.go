@@ -15,6 +15,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"switchyard/gateway"
+	"switchyard/internal/jsonscan"
 	"switchyard/internal/retrieve"
 )
 
@@ -160,11 +161,6 @@ func (s *Stage) Provision(env *gateway.Env) error {
 	return m.Err()
 }
 
-// chatRequest is what the stage reads of a chat completion request.
-type chatRequest struct {
-	Messages []json.RawMessage `json:"messages"`
-}
-
 type chatMessage struct {
 	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
@@ -175,18 +171,18 @@ func (s *Stage) Handle(x *gateway.Exchange, next gateway.Handler) error {
 	if x.Op != gateway.OpChat || string(x.Header(internalHeader)) == internalValue || s.coll == nil || s.coll.C == nil {
 		return next.Handle(x)
 	}
-	var req chatRequest
-	if err := json.Unmarshal(x.Body, &req); err != nil {
+	msgs, err := messagesOf(x.Body)
+	if err != nil {
 		return &gateway.Error{Status: 400, Code: gateway.CodeInvalidRequest, Message: "messages: " + err.Error(), Param: "messages"}
 	}
-	last, text := lastUserTurn(req.Messages)
+	last, text := lastUserTurn(msgs)
 	if last < 0 || strings.TrimSpace(text) == "" {
 		return next.Handle(x) // nothing to search for
 	}
 	start := time.Now()
 	query := text
 	if s.Query == QueryRewrite {
-		if q, err := s.rewrite(x, req.Messages); err != nil {
+		if q, err := s.rewrite(x, msgs); err != nil {
 			s.rewrF.Inc()
 			s.log.Warn("retrieval: the query rewrite failed; searching the last user turn", "request_id", string(x.RequestID), "error", err)
 		} else if q != "" {
@@ -212,20 +208,28 @@ func (s *Stage) Handle(x *gateway.Exchange, next gateway.Handler) error {
 	}
 	s.hits.Inc()
 	s.topScore.Update(used[0].hit.Score)
-	msgs := make([]json.RawMessage, 0, len(req.Messages)+1)
-	msgs = append(msgs, req.Messages[:last]...)
-	msgs = append(msgs, s.systemMessage(used))
-	msgs = append(msgs, req.Messages[last:]...)
-	raw, err := json.Marshal(msgs)
-	if err != nil {
-		return err
+	stream := isTrue(x.Body, "stream")
+	// The messages with ours before the last user turn: each kept as the
+	// client sent it (valid JSON, from the scan), joined.
+	raw := make([]byte, 0, len(x.Body)+s.MaxContextTokens*retrieve.BytesPerToken+512)
+	raw = append(raw, '[')
+	for i, m := range msgs {
+		if i == last {
+			raw = s.appendSystemMessage(raw, used)
+			raw = append(raw, ',')
+		}
+		raw = append(raw, m...)
+		if i < len(msgs)-1 {
+			raw = append(raw, ',')
+		}
 	}
+	raw = append(raw, ']')
 	if err := x.SetField("messages", raw); err != nil {
 		return err
 	}
 	x.ResponseHeaders = append(x.ResponseHeaders, gateway.Header{Key: SourcesHeader, Value: sourcesHeader(used)})
 	cites := s.citations(x, used)
-	if streaming(x.Body) {
+	if stream {
 		x.ObserveStream(newStreamCiter(cites))
 	}
 	if err := next.Handle(x); err != nil {
@@ -239,13 +243,24 @@ func (s *Stage) Handle(x *gateway.Exchange, next gateway.Handler) error {
 	return nil
 }
 
-// streaming reports whether a chat request asks for a stream.
-func streaming(body []byte) bool {
-	var r struct {
-		Stream bool `json:"stream"`
+// isTrue reports whether the top-level field key of body is true.
+func isTrue(body []byte, key string) bool {
+	raw, ok := jsonscan.Lookup(body, key)
+	return ok && string(raw) == "true"
+}
+
+// messagesOf returns the elements of a chat request's messages array, as
+// slices of body.
+func messagesOf(body []byte) ([]json.RawMessage, error) {
+	arr, ok := jsonscan.Lookup(body, "messages")
+	if !ok || len(arr) == 0 || arr[0] != '[' {
+		return nil, errors.New("want an array of messages")
 	}
-	_ = json.Unmarshal(body, &r)
-	return r.Stream
+	var out []json.RawMessage
+	if _, err := jsonscan.Elements(arr, func(e []byte) bool { out = append(out, e); return true }); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // lastUserTurn returns the index of the last user message and its text
@@ -324,8 +339,9 @@ func cutUTF8(s string, n int) string {
 	return s[:n]
 }
 
-// systemMessage is the message with the instruction and the sources.
-func (s *Stage) systemMessage(used []source) json.RawMessage {
+// appendSystemMessage appends the message with the instruction and the
+// sources.
+func (s *Stage) appendSystemMessage(dst []byte, used []source) []byte {
 	var b strings.Builder
 	ins := s.Instruction
 	if ins == "" {
@@ -334,13 +350,17 @@ func (s *Stage) systemMessage(used []source) json.RawMessage {
 	b.WriteString(ins)
 	b.WriteString("\n\nSources:\n")
 	for _, u := range used {
-		fmt.Fprintf(&b, "\n[%d] %s", u.n, sourceTitle(u.hit))
+		b.WriteString("\n[")
+		b.WriteString(strconv.Itoa(u.n))
+		b.WriteString("] ")
+		b.WriteString(sourceTitle(u.hit))
 		b.WriteString("\n")
 		b.WriteString(u.text)
 		b.WriteString("\n")
 	}
-	m, _ := json.Marshal(map[string]string{"role": "system", "content": b.String()})
-	return m
+	dst = append(dst, `{"role":"system","content":`...)
+	dst = jsonscan.AppendString(dst, b.String())
+	return append(dst, '}')
 }
 
 // sourceTitle is a hit's title line: its heading path, else its
