@@ -138,14 +138,23 @@ func (in *Input) Hash() string {
 }
 
 // appendJSON appends the input document as JSON, the same document value
-// builds (for the WebAssembly evaluator, which parses JSON). It reports
+// builds (for the WebAssembly evaluator, which parses JSON). With noTexts,
+// the texts (the prompt, the messages' contents, the output) are empty
+// strings, for the evaluator to point at the texts themselves. It reports
 // false when a string is not valid UTF-8: the two evaluators could then
 // read different text, so such an input goes to OPA's interpreter.
-func (in *Input) appendJSON(dst []byte) ([]byte, bool) {
+func (in *Input) appendJSON(dst []byte, noTexts bool) ([]byte, bool) {
 	ok := true
 	s := func(dst []byte, v string) []byte {
 		ok = ok && utf8.ValidString(v)
 		return appendJSONString(dst, v)
+	}
+	text := func(dst []byte, v string) []byte {
+		if noTexts {
+			ok = ok && utf8.ValidString(v)
+			return append(dst, `""`...)
+		}
+		return s(dst, v)
 	}
 	list := func(dst []byte, l []string) []byte {
 		dst = append(dst, '[')
@@ -199,10 +208,10 @@ func (in *Input) appendJSON(dst []byte) ([]byte, bool) {
 		dst = append(dst, `{"role":`...)
 		dst = s(dst, m.Role)
 		dst = append(dst, `,"content":`...)
-		dst = append(s(dst, m.Content), '}')
+		dst = append(text(dst, m.Content), '}')
 	}
 	dst = append(dst, `],"prompt":`...)
-	dst = s(dst, in.Prompt)
+	dst = text(dst, in.Prompt)
 	dst = append(dst, `,"tools":`...)
 	dst = list(dst, in.Tools)
 	dst = append(dst, `,"metadata":`...)
@@ -210,6 +219,6 @@ func (in *Input) appendJSON(dst []byte) ([]byte, bool) {
 	dst = append(dst, `,"token_estimate":`...)
 	dst = strconv.AppendInt(dst, in.TokenEstimate, 10)
 	dst = append(dst, `,"output":`...)
-	dst = s(dst, in.Output)
+	dst = text(dst, in.Output)
 	return append(dst, '}'), ok
 }

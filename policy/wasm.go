@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -53,14 +54,14 @@ type wasmQuery struct {
 	mod      wazero.CompiledModule
 	builtins []wasmBuiltin // by the module's identifiers
 	entry    int32
-	// layout: the module's strings and arrays can be read from memory
-	// directly (readValue), checked on the first instance.
+	// layout: the module's values can be read from memory directly
+	// (readValue), checked on the first instance.
 	layout bool
-	// interned: whether the module's interned strings (its constants)
-	// read as the others do, checked against opa_value_dump on the first
-	// argument that holds one: internedUnknown, internedSame, internedDiffer.
-	interned atomic.Int32
-	data     []byte // the data document, as JSON
+	// verified and differ: the kinds of value checked on first use
+	// (kindInternedString, ...) that read as opa_value_dump writes them,
+	// and those that do not.
+	verified, differ atomic.Uint32
+	data             []byte // the data document, as JSON
 
 	mu     sync.Mutex
 	idle   []*wasmVM
@@ -250,7 +251,9 @@ type wasmVM struct {
 	mem api.Memory
 	ctx context.Context // carries the instance to the host functions
 
-	eval, malloc, valueDump, valueParse, jsonDump, jsonParse api.Function
+	eval, malloc, valueDump, valueParse, jsonDump, jsonParse      api.Function
+	heapPtrSet, ctxNew, ctxSetInput, ctxSetData, ctxSetEntrypoint api.Function
+	evalCtx, ctxGetResult                                         api.Function
 
 	dataAddr, heapPtr uint32
 	stack             []uint64 // opa_eval's
@@ -277,8 +280,11 @@ func (q *wasmQuery) instance(ctx context.Context) (*wasmVM, error) {
 	for _, f := range []struct {
 		name string
 		fn   *api.Function
-	}{{"opa_eval", &vm.eval}, {"opa_malloc", &vm.malloc}, {"opa_value_dump", &vm.valueDump},
-		{"opa_value_parse", &vm.valueParse}, {"opa_json_dump", &vm.jsonDump}, {"opa_json_parse", &vm.jsonParse}} {
+	}{{"opa_malloc", &vm.malloc}, {"opa_value_dump", &vm.valueDump},
+		{"opa_value_parse", &vm.valueParse}, {"opa_json_dump", &vm.jsonDump}, {"opa_json_parse", &vm.jsonParse},
+		{"opa_heap_ptr_set", &vm.heapPtrSet}, {"opa_eval_ctx_new", &vm.ctxNew}, {"opa_eval_ctx_set_input", &vm.ctxSetInput},
+		{"opa_eval_ctx_set_data", &vm.ctxSetData}, {"opa_eval_ctx_set_entrypoint", &vm.ctxSetEntrypoint},
+		{"eval", &vm.evalCtx}, {"opa_eval_ctx_get_result", &vm.ctxGetResult}} {
 		if *f.fn = m.ExportedFunction(f.name); *f.fn == nil {
 			m.Close(ctx)
 			return nil, fmt.Errorf("wasm: the module exports no %s", f.name)
@@ -400,11 +406,28 @@ func (q *wasmQuery) eval(in *Input) (ast.Value, error) {
 	return v, nil
 }
 
+// evalInput evaluates the decision for in: the input parsed in the
+// module (its texts, when the layout is known, written as they are and
+// pointed at, see setTexts), then the ABI's eval context, and the result
+// read from memory.
 func (vm *wasmVM) evalInput(in *Input) (ast.Value, error) {
+	texts := vm.q.layout
 	var ok bool
-	vm.buf, ok = in.appendJSON(vm.buf[:0])
+	vm.buf, ok = in.appendJSON(vm.buf[:0], texts)
 	if !ok {
 		return nil, errors.New("wasm: the input is not valid UTF-8")
+	}
+	jsonLen := len(vm.buf)
+	if texts {
+		// The texts follow the JSON; a content that is the prompt (one
+		// message) is written once.
+		vm.buf = append(vm.buf, in.Prompt...)
+		for _, m := range in.Messages {
+			if m.Content != in.Prompt {
+				vm.buf = append(vm.buf, m.Content...)
+			}
+		}
+		vm.buf = append(vm.buf, in.Output...)
 	}
 	if len(vm.buf) > 1<<30 {
 		return nil, errors.New("wasm: the input is too large")
@@ -419,34 +442,63 @@ func (vm *wasmVM) evalInput(in *Input) (ast.Value, error) {
 	vm.mem.Write(inAddr, vm.buf)
 	vm.fault = nil
 	vm.bctx = topdown.BuiltinContext{Context: context.Background(), Cache: builtins.Cache{}}
-	addr, err := vm.call1(vm.eval, 0, uint64(vm.q.entry), uint64(vm.dataAddr), uint64(inAddr), uint64(n), uint64(inAddr+n), 1)
+	// What opa_eval does (heap reset, parse, eval), with the input's
+	// texts set between the parse and the evaluation and the result
+	// left in memory.
+	if _, err := vm.call1(vm.heapPtrSet, uint64(inAddr+n)); err != nil {
+		return nil, fmt.Errorf("wasm: evaluating: %w", err)
+	}
+	input, err := vm.call1(vm.valueParse, uint64(inAddr), uint64(jsonLen))
+	if err != nil {
+		return nil, fmt.Errorf("wasm: parsing the input: %w", err)
+	}
+	if input == 0 {
+		return nil, errors.New("wasm: the module did not parse the input")
+	}
+	if texts {
+		if err := vm.setTexts(in, input, inAddr+uint32(jsonLen)); err != nil {
+			return nil, err
+		}
+	}
+	ctx, err := vm.call1(vm.ctxNew)
+	if err == nil {
+		_, err = vm.call1(vm.ctxSetInput, uint64(ctx), uint64(input))
+	}
+	if err == nil {
+		_, err = vm.call1(vm.ctxSetData, uint64(ctx), uint64(vm.dataAddr))
+	}
+	if err == nil {
+		_, err = vm.call1(vm.ctxSetEntrypoint, uint64(ctx), uint64(vm.q.entry))
+	}
+	var rc, result uint32
+	if err == nil {
+		rc, err = vm.call1(vm.evalCtx, uint64(ctx))
+	}
+	if err == nil && rc != 0 {
+		err = fmt.Errorf("eval returned %d", rc)
+	}
+	if err == nil {
+		result, err = vm.call1(vm.ctxGetResult, uint64(ctx))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("wasm: evaluating: %w", err)
 	}
 	if vm.fault != nil {
 		return nil, vm.fault
 	}
-	s, err := vm.cstring(addr)
-	if err != nil {
-		return nil, err
+	if result == 0 {
+		return nil, errors.New("wasm: no result set")
 	}
-	rs, err := parseValue(s)
+	rs, err := vm.read(result)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wasm: the result set: %w", err)
 	}
-	// The result set: {{"result": decision}} (a set, in value text; an
-	// array in JSON), empty when undefined.
-	var results []*ast.Term
-	switch r := rs.(type) {
-	case ast.Set:
-		results = r.Slice()
-	case *ast.Array:
-		for i := range r.Len() {
-			results = append(results, r.Elem(i))
-		}
-	default:
+	// The result set: {{"result": decision}}, empty when undefined.
+	set, ok := rs.(ast.Set)
+	if !ok {
 		return nil, fmt.Errorf("wasm: the result set is %s", ast.ValueName(rs))
 	}
+	results := set.Slice()
 	switch len(results) {
 	case 0:
 		return nil, nil
@@ -456,9 +508,85 @@ func (vm *wasmVM) evalInput(in *Input) (ast.Value, error) {
 	}
 	obj, ok := results[0].Value.(ast.Object)
 	if !ok || obj.Len() != 1 {
-		return nil, fmt.Errorf("wasm: a result that is not one binding: %s", s)
+		return nil, fmt.Errorf("wasm: a result that is not one binding: %v", results[0])
 	}
 	return obj.Get(obj.Keys()[0]).Value, nil
+}
+
+// setTexts points the strings the input's texts were parsed as (empty
+// placeholders) at the texts written after the JSON, at addr and on, in
+// the order evalInput writes them. The strings are the parser's own, one
+// allocation each (json.c); free is cleared, as the texts are not the
+// allocator's.
+func (vm *wasmVM) setTexts(in *Input, input, addr uint32) error {
+	set := func(str uint32, at uint32, text string) error {
+		h, ok := vm.mem.Read(str, 12)
+		if !ok || h[0] != wasmString || le32(h[4:]) != 0 {
+			return errors.New("wasm: a text of the input is not the empty string parsed")
+		}
+		h[1] = 0
+		putLE32(h[4:], uint32(len(text)))
+		putLE32(h[8:], at)
+		return nil
+	}
+	prompt := addr
+	addr += uint32(len(in.Prompt))
+	if err := set(vm.field(input, "prompt"), prompt, in.Prompt); err != nil {
+		return err
+	}
+	if len(in.Messages) > 0 {
+		msgs := vm.field(input, "messages")
+		h, ok := vm.mem.Read(msgs, 16)
+		if !ok || h[0] != wasmArray || le32(h[8:]) != uint32(len(in.Messages)) {
+			return errors.New("wasm: the input's messages are not the array parsed")
+		}
+		es, ok := vm.mem.Read(le32(h[4:]), 8*uint32(len(in.Messages)))
+		if !ok {
+			return errors.New("wasm: the input's messages are past the memory")
+		}
+		for i, m := range in.Messages {
+			at := prompt
+			if m.Content != in.Prompt {
+				at = addr
+				addr += uint32(len(m.Content))
+			}
+			if err := set(vm.field(le32(es[8*i+4:]), "content"), at, m.Content); err != nil {
+				return err
+			}
+		}
+	}
+	return set(vm.field(input, "output"), addr, in.Output)
+}
+
+// field is the value of key in the object at addr (0 if none).
+func (vm *wasmVM) field(addr uint32, key string) uint32 {
+	h, ok := vm.mem.Read(addr, 16)
+	if !ok || h[0] != wasmObject {
+		return 0
+	}
+	bs, ok := vm.mem.Read(le32(h[4:]), 4*le32(h[8:]))
+	if !ok {
+		return 0
+	}
+	for seen, b := uint32(0), 0; b < len(bs); b += 4 {
+		for e := le32(bs[b:]); e != 0 && seen <= maxElems; seen++ {
+			eb, ok := vm.mem.Read(e, 12)
+			if !ok {
+				return 0
+			}
+			if kh, ok := vm.mem.Read(le32(eb), 12); ok && kh[0] == wasmString && int(le32(kh[4:])) == len(key) {
+				if k, ok := vm.mem.Read(le32(kh[8:]), uint32(len(key))); ok && string(k) == key {
+					return le32(eb[4:])
+				}
+			}
+			e = le32(eb[8:])
+		}
+	}
+	return 0
+}
+
+func putLE32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 }
 
 // builtin is opa_builtin<n>: stack holds the built-in's identifier, a
@@ -480,43 +608,12 @@ func (vm *wasmVM) callBuiltin(id uint32, argAddrs []uint64) uint32 {
 	b := vm.q.builtins[id]
 	args := vm.args[:len(argAddrs)]
 	for i, a := range argAddrs {
-		interned := vm.q.interned.Load()
-		if vm.q.layout {
-			if v, ok := vm.readValue(uint32(a), 0, interned == internedSame); ok {
-				args[i] = ast.NewTerm(v)
-				continue
-			}
-		}
-		// Calls into the module from here use their own stack: vm.stack
-		// holds the evaluation's.
-		st := vm.hstack
-		st[0] = a
-		if err := vm.valueDump.CallWithStack(vm.ctx, st); err != nil {
-			vm.fault = fmt.Errorf("wasm: an argument of %s: %w", b.name, err)
-			return 0
-		}
-		s, err := vm.cstring(uint32(st[0]))
-		if err != nil {
-			vm.fault = err
-			return 0
-		}
-		v, err := parseValue(s)
+		v, err := vm.read(uint32(a))
 		if err != nil {
 			vm.fault = fmt.Errorf("wasm: an argument of %s: %w", b.name, err)
 			return 0
 		}
 		args[i] = ast.NewTerm(v)
-		if vm.q.layout && interned == internedUnknown {
-			// Read with interned strings, this argument is what the dump
-			// says, or it is not readable at all (another kind of value).
-			if got, ok := vm.readValue(uint32(a), 0, true); ok {
-				if ast.Compare(got, v) == 0 {
-					vm.q.interned.CompareAndSwap(internedUnknown, internedSame)
-				} else {
-					vm.q.interned.Store(internedDiffer)
-				}
-			}
-		}
 	}
 	var out *ast.Term
 	err := b.fn(vm.bctx, args, func(t *ast.Term) error {
@@ -569,32 +666,51 @@ func hostAbort(ctx context.Context, m api.Module, stack []uint64) {
 	panic(fmt.Errorf("wasm: opa_abort: %s", msg))
 }
 
-// The memory layout of two kinds of OPA's Wasm values (wasm/src/value.h in
-// OPA's repository), wasm32: a string is {type 4, free, pad, pad, len u32,
-// bytes u32}, an interned string (a constant of the policy, in the
-// module's data) the same with type 8, an array {type 5, pad x3, elems u32, len u32, cap u32} with
-// elements {index value u32, value u32}. The text the prompt travels as is read
-// from there, which spares a dump of it for every built-in it is passed
-// to (opa_value_dump escapes a 1 KB text in about 20 µs). This layout is
-// not part of the ABI: checkLayout compares it with opa_value_dump on the
-// module at hand, and a module where they differ is read through the dump
-// only. Anything else (numbers, objects, sets) is read through the dump.
+// The memory layout of OPA's Wasm values (wasm/src/value.h in OPA's
+// repository, wasm32), which readValue reads straight from memory: this
+// spares a dump of the text for every built-in it is passed to
+// (opa_value_dump escapes a 1 KB text in about 20 µs) and of the decision.
+// Every value starts with its type byte.
+//
+//	null      {1}
+//	boolean   {2, v}; interned (a constant of the module) {9, v}
+//	number    {3, repr, pad x6, then at 8: i64 (repr 1) or {text u32, len u32} (repr 2)}
+//	string    {4, free, pad x2, len u32, bytes u32}; interned {8, ...} the same
+//	array     {5, pad x3, elems u32, len u32, cap u32}, elements {index u32, value u32}
+//	object    {6, pad x3, buckets u32, n u32, len u32}, chains {key u32, value u32, next u32}
+//	set       {7, pad x3, buckets u32, n u32, len u32}, chains {value u32, next u32}
+//
+// This layout is not part of the ABI: checkLayout compares it with
+// opa_value_dump on values the module parsed, and a module where they
+// differ is read through the dump only. The kinds a parse does not make
+// (interned strings and booleans, numbers held as integers) are checked
+// the same way on the first value that holds one (wasmVM.verify).
 const (
-	wasmString         = 4
-	wasmArray          = 5
-	wasmStringInterned = 8
+	wasmNull            = 1
+	wasmBoolean         = 2
+	wasmNumber          = 3
+	wasmString          = 4
+	wasmArray           = 5
+	wasmObject          = 6
+	wasmSet             = 7
+	wasmStringInterned  = 8
+	wasmBooleanInterned = 9
 )
 
-// The states of wasmQuery.interned.
+// The kinds of value checked on first use (wasmQuery.verified, differ).
 const (
-	internedUnknown = iota
-	internedSame
-	internedDiffer
+	kindInternedString = 1 << iota
+	kindInternedBoolean
+	kindInt
+	allKinds = kindInternedString | kindInternedBoolean | kindInt
 )
 
-// readValue reads the string or array of strings and arrays at addr;
-// interned strings too when interned is set.
-func (vm *wasmVM) readValue(addr uint32, depth int, interned bool) (ast.Value, bool) {
+// maxElems bounds the elements readValue reads in one collection.
+const maxElems = 1 << 20
+
+// readValue reads the value at addr. Of the kinds checked on first use it
+// reads those in allowed, and adds those it read to *used.
+func (vm *wasmVM) readValue(addr uint32, depth int, allowed uint32, used *uint32) (ast.Value, bool) {
 	if depth > maxValueDepth {
 		return nil, false
 	}
@@ -603,10 +719,46 @@ func (vm *wasmVM) readValue(addr uint32, depth int, interned bool) (ast.Value, b
 		return nil, false
 	}
 	switch h[0] {
-	case wasmStringInterned:
-		if !interned {
+	case wasmNull:
+		return ast.Null{}, true
+	case wasmBooleanInterned:
+		if allowed&kindInternedBoolean == 0 {
 			return nil, false
 		}
+		*used |= kindInternedBoolean
+		fallthrough
+	case wasmBoolean:
+		switch h[1] {
+		case 0:
+			return ast.Boolean(false), true
+		case 1:
+			return ast.Boolean(true), true
+		}
+		return nil, false
+	case wasmNumber:
+		switch h[1] {
+		case 1:
+			if allowed&kindInt == 0 {
+				return nil, false
+			}
+			*used |= kindInt
+			return ast.Number(strconv.FormatInt(int64(le64(h[8:])), 10)), true
+		case 2:
+			b, ok := vm.mem.Read(le32(h[8:]), le32(h[12:]))
+			if !ok {
+				return nil, false
+			}
+			if _, n, ok := scanNumber(b); !ok || n != len(b) {
+				return nil, false
+			}
+			return ast.Number(b), true
+		}
+		return nil, false
+	case wasmStringInterned:
+		if allowed&kindInternedString == 0 {
+			return nil, false
+		}
+		*used |= kindInternedString
 		fallthrough
 	case wasmString:
 		n, p := le32(h[4:]), le32(h[8:])
@@ -617,7 +769,7 @@ func (vm *wasmVM) readValue(addr uint32, depth int, interned bool) (ast.Value, b
 		return ast.String(b), true
 	case wasmArray:
 		elems, n := le32(h[4:]), le32(h[8:])
-		if n > 1<<20 {
+		if n > maxElems {
 			return nil, false
 		}
 		es, ok := vm.mem.Read(elems, 8*n)
@@ -626,13 +778,68 @@ func (vm *wasmVM) readValue(addr uint32, depth int, interned bool) (ast.Value, b
 		}
 		ts := make([]*ast.Term, n)
 		for i := range ts {
-			v, ok := vm.readValue(le32(es[8*i+4:]), depth+1, interned)
+			v, ok := vm.readValue(le32(es[8*i+4:]), depth+1, allowed, used)
 			if !ok {
 				return nil, false
 			}
 			ts[i] = ast.NewTerm(v)
 		}
 		return ast.NewArray(ts...), true
+	case wasmObject, wasmSet:
+		isObj := h[0] == wasmObject
+		buckets, n, size := le32(h[4:]), le32(h[8:]), le32(h[12:])
+		if n > maxElems || size > maxElems {
+			return nil, false
+		}
+		bs, ok := vm.mem.Read(buckets, 4*n)
+		if !ok {
+			return nil, false
+		}
+		var obj ast.Object
+		var elems []*ast.Term
+		if isObj {
+			obj = ast.NewObject()
+		} else {
+			elems = make([]*ast.Term, 0, size)
+		}
+		seen := uint32(0)
+		for b := range n {
+			for e := le32(bs[4*b:]); e != 0; {
+				if seen++; seen > size {
+					return nil, false
+				}
+				eb, ok := vm.mem.Read(e, 12)
+				if !ok {
+					return nil, false
+				}
+				k, ok := vm.readValue(le32(eb), depth+1, allowed, used)
+				if !ok {
+					return nil, false
+				}
+				if !isObj {
+					elems = append(elems, ast.NewTerm(k))
+					e = le32(eb[4:])
+					continue
+				}
+				v, ok := vm.readValue(le32(eb[4:]), depth+1, allowed, used)
+				if !ok {
+					return nil, false
+				}
+				kt := ast.NewTerm(k)
+				if obj.Get(kt) != nil {
+					return nil, false
+				}
+				obj.Insert(kt, ast.NewTerm(v))
+				e = le32(eb[8:])
+			}
+		}
+		if seen != size {
+			return nil, false
+		}
+		if isObj {
+			return obj, true
+		}
+		return ast.NewSet(elems...), true
 	}
 	return nil, false
 }
@@ -641,11 +848,17 @@ func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
 
-// layoutProbe is what checkLayout reads both ways.
-const layoutProbe = `["h\u00e9 \"llo\"", "", ["x", "yz", []], "a\nb"]`
+func le64(b []byte) uint64 { return uint64(le32(b)) | uint64(le32(b[4:]))<<32 }
+
+// layoutProbe is what checkLayout reads both ways: every kind a parse
+// makes, objects and sets large enough to have several buckets.
+const layoutProbe = `["h\u00e9 \"llo\"", "", ["x", "yz", []], "a\nb", null, true, false, 0, -12, 3.5e10, 1.25,
+	{}, set(), {"a": 1, "b": [true], "c": {"d": null}, "e": "f", "g": set(), "h": 2, "i": 3, "j": 4, "k": 5, "l": 6},
+	{1, "two", [3], {"four": 4}, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}]`
 
 // checkLayout reports whether readValue reads what opa_value_dump
-// writes, on values the module parsed.
+// writes, on values the module parsed, and marks the kinds checked on
+// first use that it read as checked.
 func (vm *wasmVM) checkLayout() bool {
 	addr, err := vm.write([]byte(layoutProbe))
 	if err != nil {
@@ -655,18 +868,60 @@ func (vm *wasmVM) checkLayout() bool {
 	if err != nil || v == 0 {
 		return false
 	}
-	got, ok := vm.readValue(v, 0, false)
+	// The parser makes its booleans interned ones.
+	var used uint32
+	got, ok := vm.readValue(v, 0, kindInternedBoolean, &used)
 	if !ok {
 		return false
 	}
-	d, err := vm.call1(vm.valueDump, uint64(v))
-	if err != nil {
+	want, err := vm.dumped(v)
+	if err != nil || ast.Compare(got, want) != 0 || ast.Compare(want, ast.MustParseTerm(layoutProbe).Value) != 0 {
 		return false
 	}
-	s, err := vm.cstring(d)
-	if err != nil {
-		return false
+	vm.q.verified.Store(used)
+	return true
+}
+
+// read is the value at addr: from memory where it can, else through
+// opa_value_dump, which also checks the kinds it holds that are checked
+// on first use.
+func (vm *wasmVM) read(addr uint32) (ast.Value, error) {
+	q := vm.q
+	if q.layout {
+		var used uint32
+		if v, ok := vm.readValue(addr, 0, q.verified.Load(), &used); ok {
+			return v, nil
+		}
 	}
-	want, err := parseValue(s)
-	return err == nil && ast.Compare(got, want) == 0 && ast.Compare(want, ast.MustParseTerm(layoutProbe).Value) == 0
+	v, err := vm.dumped(addr)
+	if err != nil {
+		return nil, err
+	}
+	if q.layout {
+		var used uint32
+		if got, ok := vm.readValue(addr, 0, allKinds&^q.differ.Load(), &used); ok && used != 0 {
+			if ast.Compare(got, v) == 0 {
+				q.verified.Or(used)
+			} else {
+				q.differ.Or(used)
+			}
+		}
+	}
+	return v, nil
+}
+
+// dumped is the value at addr through opa_value_dump and parseValue.
+// Calls into the module from here use their own stack: vm.stack may hold
+// the evaluation's.
+func (vm *wasmVM) dumped(addr uint32) (ast.Value, error) {
+	st := vm.hstack
+	st[0] = uint64(addr)
+	if err := vm.valueDump.CallWithStack(vm.ctx, st); err != nil {
+		return nil, err
+	}
+	s, err := vm.cstring(uint32(st[0]))
+	if err != nil {
+		return nil, err
+	}
+	return parseValue(s)
 }
