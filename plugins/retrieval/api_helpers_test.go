@@ -17,7 +17,17 @@ import (
 
 // The keys of the API tests: two in tenant acme (groups hr and eng), one
 // in globex, and solo, a key without a tenant.
-var apiKeys = map[string]string{"acme-hr": "sk-api-acme-hr", "acme-eng": "sk-api-acme-eng", "globex": "sk-api-globex", "solo": "sk-api-solo"}
+var apiKeys = map[string]string{"acme-hr": "sk-api-acme-hr", "acme-eng": "sk-api-acme-eng", "globex": "sk-api-globex", "solo": "sk-api-solo",
+	"acme-plain": "sk-api-acme-plain", "globex-hr": "sk-api-globex-hr", "solo2": "sk-api-solo2"}
+
+// apiPrincipals describes the keys: tenant and groups.
+var apiPrincipals = map[string]struct {
+	tenant string
+	groups []string
+}{
+	"acme-hr": {"acme", []string{"hr", "staff"}}, "acme-eng": {"acme", []string{"eng"}}, "acme-plain": {"acme", nil},
+	"globex": {"globex", nil}, "globex-hr": {"globex", []string{"hr"}}, "solo": {"", nil}, "solo2": {"", []string{"hr"}},
+}
 
 // apiConfig is a gateway with keys (or none when open), the collection
 // docs filled from sources, and small, whose files are at most 1 KiB.
@@ -34,7 +44,11 @@ func apiConfig(t *testing.T, dataDir string, open bool, extra string) string {
   - {id: acme-eng, sha256: %s, tenant: acme, metadata: {groups: eng}}
   - {id: globex, sha256: %s, tenant: globex}
   - {id: solo, sha256: %s}
-`, keyHash(apiKeys["acme-hr"]), keyHash(apiKeys["acme-eng"]), keyHash(apiKeys["globex"]), keyHash(apiKeys["solo"]))
+  - {id: acme-plain, sha256: %s, tenant: acme}
+  - {id: globex-hr, sha256: %s, tenant: globex, metadata: {groups: hr}}
+  - {id: solo2, sha256: %s, metadata: {groups: hr}}
+`, keyHash(apiKeys["acme-hr"]), keyHash(apiKeys["acme-eng"]), keyHash(apiKeys["globex"]), keyHash(apiKeys["solo"]),
+			keyHash(apiKeys["acme-plain"]), keyHash(apiKeys["globex-hr"]), keyHash(apiKeys["solo2"]))
 	}
 	return fmt.Sprintf(`
 listen: 127.0.0.1:0

@@ -127,9 +127,9 @@ func TestAPIReindex(t *testing.T) {
 	}
 }
 
-// TestAPIPostgres: with store.postgres.dsn the files live in PostgreSQL
-// (a restart on an empty data_dir still has them). Collections with store
-// postgres are pg.go's.
+// TestAPIPostgres: with store.postgres.dsn the files and the records live
+// in PostgreSQL, and run-time vector stores are collections there: a
+// restart on an empty data_dir still has them all.
 func TestAPIPostgres(t *testing.T) {
 	dsn := testsvc.Postgres(t)
 	extra := "store: {postgres: {dsn: \"" + dsn + "\"}}"
@@ -139,8 +139,18 @@ func TestAPIPostgres(t *testing.T) {
 	if vf, r := attachFile(t, g.URL, k, "docs", f, nil); vf.Status != "completed" {
 		t.Fatal(string(r.body))
 	}
+	var vs struct {
+		ID string `json:"id"`
+	}
+	do(t, "POST", g.URL+"/v1/vector_stores", k, map[string]any{"name": "pg", "file_ids": []string{f}}).decode(t, &vs)
 	g.Stop()
 	g = gwtest.Start(t, apiConfig(t, t.TempDir(), false, extra))
+	if ids := searchIDs(t, g.URL, k, vs.ID, map[string]any{"query": "elephants remember"}); !slices.Equal(ids, []string{f}) {
+		t.Fatalf("run-time vector store in PostgreSQL after restart: %v", ids)
+	}
+	if r := do(t, "DELETE", g.URL+"/v1/vector_stores/"+vs.ID, k, nil); r.status != 200 {
+		t.Fatal(string(r.body))
+	}
 	if r := do(t, "GET", g.URL+"/v1/files/"+f+"/content", k, nil); r.status != 200 || !strings.Contains(string(r.body), "water holes") {
 		t.Fatalf("content from PostgreSQL: %d %s", r.status, r.body)
 	}
