@@ -62,6 +62,9 @@ type wasmQuery struct {
 	// and those that do not.
 	verified, differ atomic.Uint32
 	data             []byte // the data document, as JSON
+	// consts: the arrays of constant strings read (see constKey).
+	constMu sync.RWMutex
+	consts  map[string]ast.Value
 
 	mu     sync.Mutex
 	idle   []*wasmVM
@@ -258,7 +261,7 @@ type wasmVM struct {
 	dataAddr, heapPtr uint32
 	stack             []uint64 // opa_eval's
 	hstack            []uint64 // the host functions' calls into the module
-	buf, out          []byte
+	buf, out, key     []byte
 	args              [4]*ast.Term
 	bctx              topdown.BuiltinContext
 	// fault is what went wrong on the host side during the current
@@ -776,6 +779,13 @@ func (vm *wasmVM) readValue(addr uint32, depth int, allowed uint32, used *uint32
 		if !ok {
 			return nil, false
 		}
+		key := vm.constKey(es, allowed)
+		if key != nil {
+			if v := vm.q.constant(key); v != nil {
+				*used |= kindInternedString
+				return v, true
+			}
+		}
 		ts := make([]*ast.Term, n)
 		for i := range ts {
 			v, ok := vm.readValue(le32(es[8*i+4:]), depth+1, allowed, used)
@@ -784,7 +794,11 @@ func (vm *wasmVM) readValue(addr uint32, depth int, allowed uint32, used *uint32
 			}
 			ts[i] = ast.NewTerm(v)
 		}
-		return ast.NewArray(ts...), true
+		arr := ast.NewArray(ts...)
+		if key != nil {
+			vm.q.addConstant(key, arr)
+		}
+		return arr, true
 	case wasmObject, wasmSet:
 		isObj := h[0] == wasmObject
 		buckets, n, size := le32(h[4:]), le32(h[8:]), le32(h[12:])
@@ -842,6 +856,52 @@ func (vm *wasmVM) readValue(addr uint32, depth int, allowed uint32, used *uint32
 		return ast.NewSet(elems...), true
 	}
 	return nil, false
+}
+
+// An array of the module's constant strings (a list in the policy, such
+// as the injection triggers) is the same value whenever it is made: its
+// elements are interned strings, at fixed addresses in the module's data,
+// which nothing writes. Such arrays are read once per query and shared
+// (OPA's values are not modified once built); maxConstants bounds them.
+const maxConstants = 256
+
+// constKey is the key of the array whose elements es are (the addresses
+// of its elements, when all are interned strings and those may be read),
+// else nil. It is valid until the next call.
+func (vm *wasmVM) constKey(es []byte, allowed uint32) []byte {
+	n := len(es) / 8
+	if allowed&kindInternedString == 0 || n == 0 || n > 64 {
+		return nil
+	}
+	key := vm.key[:0]
+	for i := range n {
+		a := le32(es[8*i+4:])
+		t, ok := vm.mem.ReadByte(a)
+		if !ok || t != wasmStringInterned {
+			return nil
+		}
+		key = append(key, es[8*i+4:8*i+8]...)
+	}
+	vm.key = key
+	return key
+}
+
+func (q *wasmQuery) constant(key []byte) ast.Value {
+	q.constMu.RLock()
+	v := q.consts[string(key)]
+	q.constMu.RUnlock()
+	return v
+}
+
+func (q *wasmQuery) addConstant(key []byte, v ast.Value) {
+	q.constMu.Lock()
+	if len(q.consts) < maxConstants {
+		if q.consts == nil {
+			q.consts = map[string]ast.Value{}
+		}
+		q.consts[string(key)] = v
+	}
+	q.constMu.Unlock()
 }
 
 func le32(b []byte) uint32 {

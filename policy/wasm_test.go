@@ -343,7 +343,7 @@ func FuzzWasmDecision(f *testing.F) {
 // TestWasmReadsConstants: the policy's constant strings (interned in the
 // module) and its integers pass the check against opa_value_dump, so the
 // arguments and results that hold them (the injection triggers, the
-// decision) are read from memory, not dumped.
+// decision) are read from memory, not dumped, and the triggers once.
 func TestWasmReadsConstants(t *testing.T) {
 	e := prepareDecision(t)
 	defer e.Close()
@@ -353,5 +353,11 @@ func TestWasmReadsConstants(t *testing.T) {
 	}
 	if got := e.wasm.verified.Load(); got&kindInternedString == 0 {
 		t.Fatalf("kinds checked: %b, want the interned strings", got)
+	}
+	e.wasm.constMu.RLock()
+	n := len(e.wasm.consts)
+	e.wasm.constMu.RUnlock()
+	if n == 0 {
+		t.Fatal("no array of constants kept (the triggers)")
 	}
 }
