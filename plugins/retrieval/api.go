@@ -68,7 +68,7 @@ type apiStore struct {
 
 	mu      sync.Mutex
 	runtime map[string]*Coll       // run-time vector stores' collections, by id
-	locks   map[string]*sync.Mutex // serializes the writes to a vector store, by id
+	locks   map[string]*sync.Mutex // serializes the writes to a vector store (by id) and to a file (fileLock)
 }
 
 // apiStoreKey is the resource key of an apiStore.
@@ -140,6 +140,14 @@ func (st *apiStore) lock(id string) *sync.Mutex {
 		st.locks[id] = m
 	}
 	return m
+}
+
+// dropLock forgets the lock key (of a deleted file or vector store); a
+// holder still waiting on it keeps its own.
+func (st *apiStore) dropLock(key string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.locks, key)
 }
 
 // registerAPI adds the Files and Vector Stores endpoints.

@@ -54,13 +54,17 @@ func serveAdminVectorStore(a *apiCall) (any, error) {
 			continue
 		}
 		ans.Files++
+		fl := a.st.lock(fileLock(r.File))
+		fl.Lock()
 		fb, err := a.st.be.Get(ctx, kindFile, r.File)
 		if err != nil {
+			fl.Unlock()
 			ans.Skipped++
 			continue
 		}
 		var f fileRec
 		if err := json.Unmarshal(fb, &f); err != nil {
+			fl.Unlock()
 			ans.Skipped++
 			continue
 		}
@@ -82,6 +86,7 @@ func serveAdminVectorStore(a *apiCall) (any, error) {
 			err = a.st.putAttach(ctx, &r)
 		}
 		mu.Unlock()
+		fl.Unlock()
 		if err != nil {
 			return nil, err
 		}

@@ -406,5 +406,38 @@ func TestAPIPagination(t *testing.T) {
 	if got := listIDs(t, g.URL+"/v1/vector_stores?limit=1", ""); len(got) != 1 || got[0] != vs.ID {
 		t.Fatalf("newest vector store first: %v, want %s", got, vs.ID)
 	}
-	_ = json.Valid
+
+}
+
+// TestAPIDeleteWhileAttaching: a file deleted while it is being attached
+// leaves no document behind, whatever the interleaving.
+func TestAPIDeleteWhileAttaching(t *testing.T) {
+	g := gwtest.Start(t, apiConfig(t, t.TempDir(), true, ""))
+	for round := range 5 {
+		id := upload(t, g.URL, "", "race.md", "# Race\n\nThe pangolin rolls into a ball.\n")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range 4 {
+				// Errors are expected once the file is gone; only what is
+				// left afterwards matters.
+				body, _ := json.Marshal(map[string]any{"file_id": id})
+				req, _ := http.NewRequest("POST", g.URL+"/v1/vector_stores/docs/files", bytes.NewReader(body))
+				req.Header.Set("content-type", "application/json")
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+		if r := do(t, "DELETE", g.URL+"/v1/files/"+id, "", nil); r.status != 200 {
+			t.Fatalf("round %d: delete: %d %s", round, r.status, r.body)
+		}
+		<-done
+		if ids := searchIDs(t, g.URL, "", "docs", map[string]any{"query": "pangolin ball"}); slices.Contains(ids, id) {
+			t.Fatalf("round %d: the deleted file is found", round)
+		}
+		if ids := listIDs(t, g.URL+"/v1/vector_stores/docs/files?limit=100", ""); slices.Contains(ids, id) {
+			t.Fatalf("round %d: the deleted file is listed", round)
+		}
+	}
 }

@@ -258,6 +258,12 @@ func (a *apiCall) fileContent(id string) (any, error) {
 func (a *apiCall) deleteFile(f *fileRec) (any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
+	fl := a.st.lock(fileLock(f.ID))
+	fl.Lock()
+	defer func() {
+		fl.Unlock()
+		a.st.dropLock(fileLock(f.ID))
+	}()
 	for _, v := range a.allStores() {
 		if err := a.detach(ctx, v, f.ID); err != nil {
 			return nil, err

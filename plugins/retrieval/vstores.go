@@ -478,6 +478,7 @@ func (a *apiCall) deleteVectorStore(v *vstore) (any, error) {
 		return nil, errInvalid("vector_store_id", "Vector store %s is a collection of the config (collections[]): it cannot be deleted through the API; remove it from the config instead.", v.id)
 	}
 	mu := a.st.lock(v.id)
+	defer a.st.dropLock(v.id)
 	mu.Lock()
 	defer mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)

@@ -48,6 +48,9 @@ type lastError struct {
 	Message string `json:"message"`
 }
 
+// fileLock is the lock key of a file (vector store ids never start so).
+func fileLock(id string) string { return "file:" + id }
+
 func attachKey(vs, file string) string { return vs + "/" + file }
 
 func (st *apiStore) putAttach(ctx context.Context, r *attachRec) error {
@@ -83,9 +86,24 @@ func (a *apiCall) attach(ctx context.Context, v *vstore, f *fileRec, attrs map[s
 	if err != nil {
 		return vsFileObject{}, err
 	}
+	// The file's lock, then the vector store's (the order everywhere): a
+	// file being deleted is not attached again behind its deletion.
+	fl := a.st.lock(fileLock(f.ID))
+	fl.Lock()
+	defer fl.Unlock()
+	if _, err := a.st.be.Get(ctx, kindFile, f.ID); errors.Is(err, errNotFound) {
+		return vsFileObject{}, errNoObject("file_id", "File object", f.ID)
+	} else if err != nil {
+		return vsFileObject{}, err
+	}
 	mu := a.st.lock(v.id)
 	mu.Lock()
 	defer mu.Unlock()
+	if !v.config { // deleted while this request waited
+		if _, err := a.st.getVS(ctx, v.id); errors.Is(err, errNotFound) {
+			return vsFileObject{}, errNoObject("vector_store_id", "vector store", v.id)
+		}
+	}
 	r := &attachRec{VS: v.id, File: f.ID, CreatedAt: time.Now().Unix(), Attributes: attrs, ACL: acl, Bytes: f.Bytes, Batch: batch}
 	if b, err := a.st.be.Get(ctx, kindAttach, attachKey(v.id, f.ID)); err == nil {
 		var old attachRec
