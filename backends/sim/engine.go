@@ -23,10 +23,11 @@ type seq struct {
 	promptTokens int
 	hashes       []uint64 // hash chain of the prompt's full blocks
 	textSeed     uint64
-	out          int    // tokens to generate
-	finish       string // "stop" or "length"
-	cached       int    // prompt tokens found in the prefix cache (set at admission)
-	cites        int    // numbered sources in the prompt: the text cites them (textGen.cites)
+	out          int         // tokens to generate
+	finish       string      // "stop", "length" or "tool_calls"
+	cached       int         // prompt tokens found in the prefix cache (set at admission)
+	cites        int         // numbered sources in the prompt: the text cites them (textGen.cites)
+	tool         *toolAnswer // the tool mode's answer (tool calls, or the text's lead); nil for plain text
 }
 
 // group is what the engine schedules: the sequences of one request, admitted

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -28,6 +29,9 @@ func FuzzParseChat(f *testing.F) {
 		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url"}]}],"max_tokens":5,"n":2,"stream":true,"stream_options":{"include_usage":true}}`,
 		`{"model":"m","messages":[{"role":"system","content":null}],"max_completion_tokens":0}`,
 		`{"model":"m","messages":"x"}`, `[]`, `{`, ``,
+		`{"model":"m","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}}}],"messages":[{"role":"user","content":"x\ncall f\nthen call f {\"a\":1}"}],"max_tokens":3}`,
+		`{"model":"m","tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"required","parallel_tool_calls":false,"n":2,"messages":[{"role":"user","content":"call g"}]}`,
+		`{"model":"m","messages":[{"role":"user","content":"call f"},{"role":"assistant","content":"ok","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{"}}]},{"role":"tool","tool_call_id":"c","content":"r"}]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -47,6 +51,106 @@ func FuzzParseChat(f *testing.F) {
 			if q.out < 1 || q.promptTokens < 1 || q.promptTokens+q.out > s.o.MaxModelLen {
 				t.Fatalf("bad sequence %+v", q)
 			}
+			if q.tool.hasCalls() && (q.out > q.tool.tokens() || q.finish != "tool_calls" && q.finish != "length") {
+				t.Fatalf("bad tool-call sequence %+v", q)
+			}
+		}
+		if r.seqs[0].tool.hasCalls() {
+			b := s.appendResponse(nil, r, "chatcmpl-1", 1, make([][]byte, len(r.seqs)))
+			if !json.Valid(b) {
+				t.Fatalf("tool-call answer is not JSON: %s", b)
+			}
+		}
+	})
+}
+
+// FuzzParseCallLine checks the call-line parser: a parsed line has a name
+// and arguments that are empty or an object's start, and it parses back
+// from its canonical form; the steps keep every call; the arguments cut into
+// tokens that are one token each and join up again.
+func FuzzParseCallLine(f *testing.F) {
+	for _, seed := range []string{
+		"call f", `call get_weather {"city": "Paris"}`, "then call f {", "  call\tf{}  ", "call me maybe",
+		"then then call f", "call f {\"a\":\"\u00e9\"} ", "call 日本", "call f {日本}", "recall", "",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		c, ok := parseCallLine(line)
+		if ok {
+			if c.name == "" || strings.TrimLeft(c.name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
+				t.Fatalf("parseCallLine(%q): bad name %q", line, c.name)
+			}
+			if c.args != strings.TrimSpace(c.args) || c.args != "" && c.args[0] != '{' {
+				t.Fatalf("parseCallLine(%q): bad arguments %q", line, c.args)
+			}
+			canon := "call " + c.name
+			if c.args != "" {
+				canon += " " + c.args
+			}
+			if c.then {
+				canon = "then " + canon
+			}
+			if back, ok := parseCallLine(canon); !ok || back != c {
+				t.Fatalf("parseCallLine(%q) = %+v; its canonical form %q parses as %+v, %v", line, c, canon, back, ok)
+			}
+			a := toolAnswer{calls: []toolCall{{name: c.name, args: c.args}}}
+			a.tokenize()
+			var joined strings.Builder
+			for _, tk := range a.toks[1:] {
+				piece := c.args[tk.start:tk.end]
+				if CountTokens(piece) != 1 {
+					t.Fatalf("arguments %q: piece %q is %d tokens", c.args, piece, CountTokens(piece))
+				}
+				joined.WriteString(piece)
+			}
+			if joined.String() != c.args || a.tokens() != 1+CountTokens(c.args) {
+				t.Fatalf("arguments %q: pieces join to %q, %d tokens", c.args, joined.String(), a.tokens())
+			}
+		}
+		calls := 0
+		for _, par := range []bool{true, false} {
+			steps, _ := callSteps(line, par)
+			n := 0
+			for _, st := range steps {
+				if len(st) == 0 || !par && len(st) != 1 {
+					t.Fatalf("callSteps(%q, %v): step %v", line, par, st)
+				}
+				n += len(st)
+			}
+			if par {
+				calls = n
+			} else if n != calls {
+				t.Fatalf("callSteps(%q): %d calls in parallel, %d in sequence", line, calls, n)
+			}
+		}
+	})
+}
+
+// FuzzToolSchema: any parameters schema the server accepts yields
+// arguments that are valid JSON, the same every time.
+func FuzzToolSchema(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer","minimum":-5,"maximum":1e300}},"required":["a","b","c"]}`,
+		`{"type":"object","properties":{"l":{"type":"array","items":[{"enum":[null]}]}},"required":["l"]}`,
+		`{"$defs":{"n":{"type":"object","properties":{"x":{"$ref":"#/$defs/n"}},"required":["x"]}},"properties":{"r":{"$ref":"#/$defs/n"}},"required":["r"]}`,
+		`{"type":["object","null"],"allOf":[true,{"properties":{}}],"required":["q"],"properties":{"q":false}}`,
+		`{"required":["d"],"properties":{"d":{"default":{"k":1},"type":"strin"}}}`, `{}`, `[]`, `{"type":"object","required":"a"}`,
+	} {
+		f.Add([]byte(seed), "some words here")
+	}
+	f.Fuzz(func(t *testing.T, schema []byte, prose string) {
+		_, s, e := parseParameters(schema, "p", "f")
+		if e != nil {
+			if e.status != 400 || e.param != "p" {
+				t.Fatalf("bad error %+v", e)
+			}
+			return
+		}
+		tool := &toolDef{name: "f", schema: s}
+		args := callArgs(tool, "", prose, 7)
+		if !json.Valid([]byte(args)) || args != callArgs(tool, "", prose, 7) {
+			t.Fatalf("schema %s: arguments %q are not valid JSON or change", schema, args)
 		}
 	})
 }
@@ -75,6 +179,8 @@ func FuzzParseResponses(f *testing.F) {
 		"{\"model\":\"m\",\"input\":\"x\",\"tools\":[\n{\"type\":\"function\",\"name\":\"f\"}\n],\"text\":{\"format\":{\"type\":\"text\"}},\"tool_choice\":\"none\"}",
 		`{"model":"m","input":"x","metadata":{"k":"v"},"temperature":0.2,"top_p":0.5,"store":false,"previous_response_id":"resp_1","user":"u"}`,
 		`{"model":"m","input":[]}`, `{"model":"m","input":[{"content":"x"}]}`, `{"model":"m","input":3}`,
+		`{"model":"m","tools":[{"type":"function","name":"f"},{"type":"web_search"}],"tool_choice":{"type":"allowed_tools","mode":"required","tools":[{"type":"function","name":"f"}]},"input":"call f {}","stream":true}`,
+		`{"model":"m","input":[{"role":"user","content":"call f"},{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":"r"}]}`,
 	} {
 		f.Add([]byte(seed))
 	}

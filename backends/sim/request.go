@@ -67,11 +67,16 @@ type chatRequest struct {
 	N                   *int            `json:"n"`
 	Seed                *int64          `json:"seed"`
 	Stop                json.RawMessage `json:"stop"`
+	Tools               json.RawMessage `json:"tools"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
 }
 
 type chatMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	ToolCalls  json.RawMessage `json:"tool_calls"`   // assistant
+	ToolCallID string          `json:"tool_call_id"` // tool
 }
 
 type contentPart struct {

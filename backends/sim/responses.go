@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -59,6 +60,7 @@ type responsesItem struct {
 	Output    json.RawMessage `json:"output"`
 	Name      string          `json:"name"`
 	Arguments string          `json:"arguments"`
+	CallID    string          `json:"call_id"`
 }
 
 // respParams are the request values a response echoes, as JSON ready to be
@@ -108,17 +110,27 @@ func (s *Server) parseResponses(body []byte) (*genRequest, *apiError) {
 		}
 		p.prevID = appendJSONString(nil, *r.PreviousResponseID)
 	}
+	ts, e := responsesTools(&r)
+	if e != nil {
+		return nil, e
+	}
 	h := s.newHasher()
+	addTools(&h, ts)
 	if r.Instructions != nil {
 		p.instructions = appendJSONString(nil, *r.Instructions)
 		addMessage(&h, "system", *r.Instructions)
 	}
-	if e := addResponsesInput(&h, r.Input, r.PreviousResponseID != nil); e != nil {
+	var conv respConv
+	conv.wantText = ts != nil
+	if e := addResponsesInput(&h, r.Input, r.PreviousResponseID != nil, &conv); e != nil {
 		return nil, e
 	}
 	h.addToken(tokenAssistant)
+	var ans *toolAnswer
+	if ts != nil || conv.toolItems {
+		ans = decideTools(ts, &conv.toolConv, h.all)
+	}
 
-	var e *apiError
 	if p.metadata, e = metadataJSON(r.Metadata); e != nil {
 		return nil, e
 	}
@@ -137,6 +149,9 @@ func (s *Server) parseResponses(body []byte) (*genRequest, *apiError) {
 	}
 	if p.tools, e = echoJSON(r.Tools, "tools", '[', `[]`); e != nil {
 		return nil, e
+	}
+	if ts != nil {
+		p.tools = completeFunctionTools(p.tools)
 	}
 	if p.toolChoice, e = echoJSON(r.ToolChoice, "tool_choice", 0, `"auto"`); e != nil {
 		return nil, e
@@ -169,7 +184,7 @@ func (s *Server) parseResponses(body []byte) (*genRequest, *apiError) {
 		limit, explicit = *r.MaxOutputTokens, true
 		p.maxOutput = strconv.AppendInt(nil, int64(limit), 10)
 	}
-	seqs, u, e := s.buildSeqs([]tokenHasher{h}, 1, limit, explicit, 0, "input", "max_output_tokens")
+	seqs, u, e := s.buildSeqs([]tokenHasher{h}, 1, limit, explicit, 0, "input", "max_output_tokens", ans)
 	if e != nil {
 		return nil, e
 	}
@@ -184,9 +199,20 @@ func addMessage(h *tokenHasher, role, text string) {
 	h.addToken(tokenEndOfMessage)
 }
 
+// respConv is what addResponsesInput gathers for the tool mode.
+type respConv struct {
+	toolConv
+	wantText  bool // fill in lastUser (the request has tools)
+	toolItems bool // the input has function_call or function_call_output items
+}
+
 // addResponsesInput renders the input field: a string (one user message) or
 // a list of items. It may be absent only when a previous response is named.
-func addResponsesInput(h *tokenHasher, raw json.RawMessage, hasPrevious bool) *apiError {
+// It checks the function calls and outputs of the input as OpenAI does
+// (every call has an output; an output answers a call of the input, unless
+// the calls are in the previous response) and gathers the conversation into
+// conv.
+func addResponsesInput(h *tokenHasher, raw json.RawMessage, hasPrevious bool, conv *respConv) *apiError {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		if hasPrevious {
@@ -201,6 +227,7 @@ func addResponsesInput(h *tokenHasher, raw json.RawMessage, hasPrevious bool) *a
 			return badRequest("input", "invalid %q: %v", "input", err)
 		}
 		addMessage(h, "user", text)
+		conv.lastUser = text
 		return nil
 	case '[':
 	default:
@@ -217,6 +244,10 @@ func addResponsesInput(h *tokenHasher, raw json.RawMessage, hasPrevious bool) *a
 	if len(items) == 0 && !hasPrevious {
 		return badRequest("input", "%q must not be empty", "input")
 	}
+	lastUser := -1
+	var names map[string]string // call_id -> name of the input's function calls
+	var pending []string        // calls without an output yet
+	prevCall := false
 	for i, it := range items {
 		switch it.Type {
 		case "", "message":
@@ -232,17 +263,92 @@ func addResponsesInput(h *tokenHasher, raw json.RawMessage, hasPrevious bool) *a
 				return e
 			}
 			h.addToken(tokenEndOfMessage)
+			if it.Role == "user" {
+				lastUser, conv.steps, conv.results = i, 0, nil
+			}
 		case "function_call":
+			if it.CallID == "" {
+				return badRequest(fmt.Sprintf("input[%d].call_id", i), "Missing required parameter: 'input[%d].call_id'.", i)
+			}
 			addMessage(h, "assistant", it.Name+" "+it.Arguments)
+			if names == nil {
+				names = make(map[string]string)
+			}
+			names[it.CallID] = it.Name
+			pending = append(pending, it.CallID)
+			if !prevCall {
+				conv.steps++
+			}
+			conv.toolItems = true
 		case "function_call_output":
+			if it.CallID == "" {
+				return badRequest(fmt.Sprintf("input[%d].call_id", i), "Missing required parameter: 'input[%d].call_id'.", i)
+			}
 			h.addToken(hashString("<|tool|>"))
-			if e := contentText(it.Output, "input", i, "output", responsesTextPart, h.addText); e != nil {
+			var out strings.Builder
+			if e := contentText(it.Output, "input", i, "output", responsesTextPart, func(t string) {
+				h.addText(t)
+				if out.Len() > 0 {
+					out.WriteByte('\n')
+				}
+				out.WriteString(t)
+			}); e != nil {
 				return e
 			}
 			h.addToken(tokenEndOfMessage)
+			name, ok := names[it.CallID]
+			if !ok {
+				if !hasPrevious {
+					return badRequest("input", "No tool call found for function call output with call_id %s.", it.CallID)
+				}
+				name = it.CallID // the call is in the previous response
+			}
+			for k, id := range pending {
+				if id == it.CallID {
+					pending = append(pending[:k], pending[k+1:]...)
+					break
+				}
+			}
+			conv.results = append(conv.results, toolResult{name: name, text: out.String()})
+			conv.toolItems = true
 		}
+		prevCall = it.Type == "function_call"
+	}
+	if len(pending) > 0 {
+		return badRequest("input", "No tool output found for function call %s.", pending[0])
+	}
+	if lastUser >= 0 && conv.wantText {
+		var b strings.Builder
+		_ = contentText(items[lastUser].Content, "input", lastUser, "content", responsesTextPart, func(t string) {
+			if b.Len() > 0 {
+				b.WriteByte('\n')
+			}
+			b.WriteString(t)
+		})
+		conv.lastUser = b.String()
 	}
 	return nil
+}
+
+// responsesTools reads the function tools, tool_choice and
+// parallel_tool_calls of a Responses API request; nil when it offers no
+// function tools.
+func responsesTools(r *responsesRequest) (*toolSet, *apiError) {
+	if !present(r.Tools) && !present(r.ToolChoice) {
+		return nil, nil
+	}
+	tools, e := parseTools(r.Tools, true)
+	if e != nil {
+		return nil, e
+	}
+	ts := &toolSet{tools: tools, parallel: r.ParallelToolCalls == nil || *r.ParallelToolCalls}
+	if e := parseToolChoice(r.ToolChoice, ts, true); e != nil {
+		return nil, e
+	}
+	if len(tools) == 0 {
+		return nil, nil
+	}
+	return ts, nil
 }
 
 // responsesTextPart reports whether a content part of that type is text that
@@ -308,6 +414,46 @@ func echoJSON(raw json.RawMessage, field string, kind byte, def string) ([]byte,
 	return b.Bytes(), nil
 }
 
+// completeFunctionTools fills in the parameters and strict fields that an
+// echoed function tool lacks, with OpenAI's defaults (null and true): the
+// specification's FunctionTool requires both. tools is a compacted array.
+func completeFunctionTools(tools []byte) []byte {
+	var items []json.RawMessage
+	if json.Unmarshal(tools, &items) != nil {
+		return tools
+	}
+	changed := false
+	for i, it := range items {
+		var t struct {
+			Type       string          `json:"type"`
+			Parameters json.RawMessage `json:"parameters"`
+			Strict     json.RawMessage `json:"strict"`
+		}
+		if json.Unmarshal(it, &t) != nil || t.Type != "function" || t.Parameters != nil && t.Strict != nil {
+			continue
+		}
+		b := bytes.Clone(it[:len(it)-1]) // without the closing brace
+		if t.Parameters == nil {
+			b = append(b, `,"parameters":null`...)
+		}
+		if t.Strict == nil {
+			b = append(b, `,"strict":true`...)
+		}
+		items[i], changed = append(b, '}'), true
+	}
+	if !changed {
+		return tools
+	}
+	b := []byte{'['}
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	return append(b, ']')
+}
+
 // respState is how far a response is: in progress (no output yet), or done
 // with its text.
 type respState struct {
@@ -355,7 +501,14 @@ func appendResponseObject(b []byte, r *genRequest, id string, created int64, st 
 	b = append(b, `,"max_tool_calls":null,"model":`...)
 	b = appendJSONString(b, r.model)
 	b = append(b, `,"output":[`...)
-	if st.done {
+	if q := &r.seqs[0]; st.done && q.tool.hasCalls() {
+		for k, c := range q.tool.cut(q.out) {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = appendFunctionCall(b, q.textSeed, k, c, callStatus(r, k, q.out))
+		}
+	} else if st.done {
 		b = appendOutputMessage(b, p.msgID, messageStatus(r), st.text, true)
 	}
 	b = append(b, `],"parallel_tool_calls":`...)
@@ -424,6 +577,31 @@ func appendOutputMessage(b []byte, msgID, status string, text []byte, part bool)
 	return append(b, `],"role":"assistant"}`...)
 }
 
+// callStatus is the status of function call k of a finished response whose
+// calls took out tokens: incomplete for a call max_output_tokens cut.
+func callStatus(r *genRequest, k, out int) string {
+	if r.incomplete() && k == r.seqs[0].tool.toks[out-1].call {
+		return "incomplete"
+	}
+	return "completed"
+}
+
+// appendFunctionCall appends function_call output item k: its id is "fc_"
+// and the hex digits of its call_id.
+func appendFunctionCall(b []byte, seed uint64, k int, c toolCall, status string) []byte {
+	b = append(b, `{"id":"fc_`...)
+	b = appendCallHex(b, seed, k)
+	b = append(b, `","type":"function_call","status":"`...)
+	b = append(b, status...)
+	b = append(b, `","arguments":`...)
+	b = appendJSONString(b, c.args)
+	b = append(b, `,"call_id":"`...)
+	b = callID(b, seed, k)
+	b = append(b, `","name":`...)
+	b = appendJSONString(b, c.name)
+	return append(b, '}')
+}
+
 // appendOutputText appends an output_text content part.
 func appendOutputText(b, text []byte) []byte {
 	b = append(b, `{"type":"output_text","annotations":[],"logprobs":[],"text":`...)
@@ -490,11 +668,10 @@ func (e *sseEvents) flush(w *bufio.Writer) error {
 func (s *Server) streamResponses(w *bufio.Writer, r *genRequest, g *group, sl *sleeper, itlFactor float64, drop bool, id string, created int64) {
 	p := r.resp
 	var ev sseEvents
-	for _, typ := range [...]string{"response.created", "response.in_progress"} {
-		ev.begin(typ)
-		ev.buf = append(ev.buf, `,"response":`...)
-		ev.buf = appendResponseObject(ev.buf, r, id, created, respState{})
-		ev.end()
+	ev.started(r, id, created)
+	if r.seqs[0].tool.hasCalls() {
+		s.streamFunctionCalls(w, &ev, r, g, sl, itlFactor, drop, id, created)
+		return
 	}
 	ev.begin("response.output_item.added")
 	ev.buf = append(ev.buf, `,"output_index":0,"item":`...)
@@ -510,8 +687,7 @@ func (s *Server) streamResponses(w *bufio.Writer, r *genRequest, g *group, sl *s
 		return
 	}
 
-	gen := newTextGen(r.seqs[0].textSeed)
-	gen.cites = r.seqs[0].cites
+	gen := newSeqGen(&r.seqs[0])
 	dropAt := -1
 	if drop {
 		dropAt = g.seqsMaxOut() / 2
@@ -533,17 +709,7 @@ func (s *Server) streamResponses(w *bufio.Writer, r *genRequest, g *group, sl *s
 		return ev.flush(w)
 	})
 	if err != nil {
-		if errors.Is(err, errClosed) {
-			e := s.admissionError(err)
-			ev.begin("error")
-			ev.buf = append(ev.buf, `,"code":`...)
-			ev.buf = appendJSONString(ev.buf, e.code)
-			ev.buf = append(ev.buf, `,"message":`...)
-			ev.buf = appendJSONString(ev.buf, e.message)
-			ev.buf = append(ev.buf, `,"param":null`...)
-			ev.end()
-			_ = ev.flush(w)
-		}
+		s.failed(w, &ev, err)
 		return
 	}
 	r.usage.cached = cachedUsage(r, g)
@@ -563,6 +729,39 @@ func (s *Server) streamResponses(w *bufio.Writer, r *genRequest, g *group, sl *s
 	ev.buf = append(ev.buf, `,"output_index":0,"item":`...)
 	ev.buf = appendOutputMessage(ev.buf, p.msgID, status, text, true)
 	ev.end()
+	s.finished(w, &ev, r, id, created, text)
+}
+
+// started appends response.created and response.in_progress.
+func (e *sseEvents) started(r *genRequest, id string, created int64) {
+	for _, typ := range [...]string{"response.created", "response.in_progress"} {
+		e.begin(typ)
+		e.buf = append(e.buf, `,"response":`...)
+		e.buf = appendResponseObject(e.buf, r, id, created, respState{})
+		e.end()
+	}
+}
+
+// failed ends a stream that the server's shutdown cut with an error event;
+// a gone client gets nothing more.
+func (s *Server) failed(w *bufio.Writer, ev *sseEvents, err error) {
+	if !errors.Is(err, errClosed) {
+		return
+	}
+	e := s.admissionError(err)
+	ev.begin("error")
+	ev.buf = append(ev.buf, `,"code":`...)
+	ev.buf = appendJSONString(ev.buf, e.code)
+	ev.buf = append(ev.buf, `,"message":`...)
+	ev.buf = appendJSONString(ev.buf, e.message)
+	ev.buf = append(ev.buf, `,"param":null`...)
+	ev.end()
+	_ = ev.flush(w)
+}
+
+// finished writes response.completed (response.incomplete when
+// max_output_tokens cut it) with the whole response, and stores it.
+func (s *Server) finished(w *bufio.Writer, ev *sseEvents, r *genRequest, id string, created int64, text []byte) {
 	final := "response.completed"
 	if r.incomplete() {
 		final = "response.incomplete"
@@ -574,6 +773,87 @@ func (s *Server) streamResponses(w *bufio.Writer, r *genRequest, g *group, sl *s
 	s.keep(r, id, bytes.Clone(ev.buf[start:]))
 	ev.end()
 	_ = ev.flush(w)
+}
+
+// streamFunctionCalls streams an answer of function calls as OpenAI does:
+// per call response.output_item.added (the function_call in_progress, with
+// empty arguments) on its first token, one
+// response.function_call_arguments.delta per token of its arguments, then
+// response.function_call_arguments.done and response.output_item.done; the
+// stream ends with response.completed (response.incomplete when
+// max_output_tokens cut the calls).
+func (s *Server) streamFunctionCalls(w *bufio.Writer, ev *sseEvents, r *genRequest, g *group, sl *sleeper, itlFactor float64, drop bool, id string, created int64) {
+	q := &r.seqs[0]
+	a := q.tool
+	if ev.flush(w) != nil {
+		s.eng.release(g)
+		return
+	}
+	dropAt := -1
+	if drop {
+		dropAt = g.seqsMaxOut() / 2
+	}
+	var idb []byte
+	itemID := func(k int) string {
+		idb = append(idb[:0], "fc_"...)
+		idb = appendCallHex(idb, q.textSeed, k)
+		return string(idb)
+	}
+	done := func(k int, args, status string) {
+		ev.begin("response.function_call_arguments.done")
+		ev.buf = append(ev.buf, `,"item_id":`...)
+		ev.buf = appendJSONString(ev.buf, itemID(k))
+		ev.buf = append(ev.buf, `,"output_index":`...)
+		ev.buf = strconv.AppendInt(ev.buf, int64(k), 10)
+		ev.buf = append(ev.buf, `,"name":`...)
+		ev.buf = appendJSONString(ev.buf, a.calls[k].name)
+		ev.buf = append(ev.buf, `,"arguments":`...)
+		ev.buf = appendJSONString(ev.buf, args)
+		ev.end()
+		ev.begin("response.output_item.done")
+		ev.buf = append(ev.buf, `,"output_index":`...)
+		ev.buf = strconv.AppendInt(ev.buf, int64(k), 10)
+		ev.buf = append(ev.buf, `,"item":`...)
+		ev.buf = appendFunctionCall(ev.buf, q.textSeed, k, toolCall{name: a.calls[k].name, args: args}, status)
+		ev.end()
+	}
+	err := s.eng.run(s.ctx, g, sl, itlFactor, func(step int) error {
+		if step == dropAt {
+			_ = w.Flush()
+			return errClientGone // the caller closes the connection
+		}
+		t := a.toks[step]
+		if t.start < 0 {
+			if t.call > 0 {
+				done(t.call-1, a.calls[t.call-1].args, "completed")
+			}
+			ev.begin("response.output_item.added")
+			ev.buf = append(ev.buf, `,"output_index":`...)
+			ev.buf = strconv.AppendInt(ev.buf, int64(t.call), 10)
+			ev.buf = append(ev.buf, `,"item":`...)
+			ev.buf = appendFunctionCall(ev.buf, q.textSeed, t.call, toolCall{name: a.calls[t.call].name}, "in_progress")
+			ev.end()
+		} else {
+			ev.begin("response.function_call_arguments.delta")
+			ev.buf = append(ev.buf, `,"item_id":`...)
+			ev.buf = appendJSONString(ev.buf, itemID(t.call))
+			ev.buf = append(ev.buf, `,"output_index":`...)
+			ev.buf = strconv.AppendInt(ev.buf, int64(t.call), 10)
+			ev.buf = append(ev.buf, `,"delta":`...)
+			ev.buf = appendJSONString(ev.buf, a.calls[t.call].args[t.start:t.end])
+			ev.end()
+		}
+		return ev.flush(w)
+	})
+	if err != nil {
+		s.failed(w, ev, err)
+		return
+	}
+	r.usage.cached = cachedUsage(r, g)
+	calls := a.cut(q.out)
+	last := len(calls) - 1
+	done(last, calls[last].args, callStatus(r, last, q.out))
+	s.finished(w, ev, r, id, created, nil)
 }
 
 // keep stores a finished response for GET /v1/responses/{id} unless the

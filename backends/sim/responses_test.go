@@ -214,6 +214,9 @@ var streamSchemas = map[string]string{
 	"response.output_item.done":   "ResponseOutputItemDoneEvent",
 	"response.completed":          "ResponseCompletedEvent",
 	"response.incomplete":         "ResponseIncompleteEvent",
+
+	"response.function_call_arguments.delta": "ResponseFunctionCallArgumentsDeltaEvent",
+	"response.function_call_arguments.done":  "ResponseFunctionCallArgumentsDoneEvent",
 }
 
 // checkStream checks a streamed response of n tokens event by event and

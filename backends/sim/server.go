@@ -353,8 +353,10 @@ func (s *Server) admissionError(err error) *apiError {
 // buildSeqs turns prompts into sequences: n per prompt, sharing the prompt's
 // block hashes. It checks the lengths against max-model-len and the KV cache.
 // promptParam and limitParam name the request's prompt and limit fields in
-// errors.
-func (s *Server) buildSeqs(prompts []tokenHasher, n int, limit int, explicit bool, seed int64, promptParam, limitParam string) ([]seq, usage, *apiError) {
+// errors. A non-nil ans is the tool mode's answer, shared by every sequence:
+// tool calls are as long as their tokens (cut at the limit: "length"), and
+// end with "tool_calls".
+func (s *Server) buildSeqs(prompts []tokenHasher, n int, limit int, explicit bool, seed int64, promptParam, limitParam string, ans *toolAnswer) ([]seq, usage, *apiError) {
 	seqs := make([]seq, 0, len(prompts)*n)
 	var u usage
 	blocks := 0
@@ -374,8 +376,13 @@ func (s *Server) buildSeqs(prompts []tokenHasher, n int, limit int, explicit boo
 		u.prompt += p.tokens
 		for j := range n {
 			sd := p.all ^ uint64(seed) ^ uint64(j)*0x9E3779B97F4A7C15
-			q := seq{promptTokens: p.tokens, hashes: p.blocks, textSeed: sd, out: lim, finish: "stop"}
-			if nat := s.dist.natural(sd); nat > 0 && nat < lim {
+			q := seq{promptTokens: p.tokens, hashes: p.blocks, textSeed: sd, out: lim, finish: "stop", tool: ans}
+			if ans.hasCalls() {
+				q.out, q.finish = ans.tokens(), "tool_calls"
+				if q.out > lim {
+					q.out, q.finish = lim, "length"
+				}
+			} else if nat := s.dist.natural(sd); nat > 0 && nat < lim {
 				q.out = nat
 			} else if explicit {
 				q.finish = "length"
@@ -431,9 +438,35 @@ func (s *Server) parseChat(body []byte) (*genRequest, *apiError) {
 		return nil, badRequest("messages", "%q must be a non-empty array", "messages")
 	}
 	h := s.newHasher()
-	for i, m := range r.Messages {
+	var ts *toolSet
+	if present(r.Tools) || present(r.ToolChoice) {
+		var e *apiError
+		if ts, e = chatTools(&r); e != nil {
+			return nil, e
+		}
+		addTools(&h, ts)
+	}
+	var calls [][]wireToolCall // per message; nil while no message has tool calls
+	toolMsgs := false
+	for i := range r.Messages {
+		m := &r.Messages[i]
 		if m.Role == "" {
 			return nil, badRequest(fmt.Sprintf("messages[%d].role", i), "messages[%d].role is required", i)
+		}
+		toolMsgs = toolMsgs || m.Role == "tool"
+		if m.Role == "assistant" && present(m.ToolCalls) {
+			c, e := decodeToolCalls(m.ToolCalls, i)
+			if e != nil {
+				return nil, e
+			}
+			if calls == nil {
+				calls = make([][]wireToolCall, len(r.Messages))
+			}
+			calls[i] = c
+			if e := addAssistantCalls(&h, m, i, c); e != nil {
+				return nil, e
+			}
+			continue
 		}
 		h.addToken(hashString("<|" + m.Role + "|>"))
 		if e := messageText(m.Content, i, h.addText); e != nil {
@@ -442,7 +475,15 @@ func (s *Server) parseChat(body []byte) (*genRequest, *apiError) {
 		h.addToken(tokenEndOfMessage)
 	}
 	h.addToken(tokenAssistant)
-	gr, e := s.finishGen(true, r.Model, r.Stream, r.StreamOptions, r.MaxCompletionTokens, r.MaxTokens, r.N, r.Seed, []tokenHasher{h})
+	var ans *toolAnswer
+	if ts != nil || calls != nil || toolMsgs {
+		conv, e := chatConv(r.Messages, calls)
+		if e != nil {
+			return nil, e
+		}
+		ans = decideTools(ts, conv, h.all)
+	}
+	gr, e := s.finishGen(true, r.Model, r.Stream, r.StreamOptions, r.MaxCompletionTokens, r.MaxTokens, r.N, r.Seed, []tokenHasher{h}, ans)
 	if e != nil {
 		return nil, e
 	}
@@ -486,11 +527,11 @@ func (s *Server) parseCompletions(body []byte) (*genRequest, *apiError) {
 			return nil, badRequest("prompt", "prompt %d is empty", i)
 		}
 	}
-	return s.finishGen(false, r.Model, r.Stream, r.StreamOptions, nil, r.MaxTokens, r.N, r.Seed, hs)
+	return s.finishGen(false, r.Model, r.Stream, r.StreamOptions, nil, r.MaxTokens, r.N, r.Seed, hs, nil)
 }
 
 func (s *Server) finishGen(chat bool, model string, stream bool, so *streamOptions, maxCompletion, maxTokens, n *int, seed *int64,
-	prompts []tokenHasher) (*genRequest, *apiError) {
+	prompts []tokenHasher, ans *toolAnswer) (*genRequest, *apiError) {
 	if so != nil && !stream {
 		return nil, badRequest("stream_options", "stream_options is only allowed when stream is true")
 	}
@@ -513,7 +554,7 @@ func (s *Server) finishGen(chat bool, model string, stream bool, so *streamOptio
 	if maxCompletion != nil {
 		limitParam = "max_completion_tokens"
 	}
-	seqs, u, e := s.buildSeqs(prompts, nc, limit, explicit, sd, promptParam, limitParam)
+	seqs, u, e := s.buildSeqs(prompts, nc, limit, explicit, sd, promptParam, limitParam, ans)
 	if e != nil {
 		return nil, e
 	}
@@ -605,12 +646,11 @@ func (s *Server) generate(ctx *fasthttp.RequestCtx, r *genRequest, perr *apiErro
 	texts := make([][]byte, len(r.seqs))
 	gens := make([]textGen, len(r.seqs))
 	for i := range r.seqs {
-		gens[i] = newTextGen(r.seqs[i].textSeed)
-		gens[i].cites = r.seqs[i].cites
+		gens[i] = newSeqGen(&r.seqs[i])
 	}
 	err := s.eng.run(s.ctx, g, sl, itlFactor, func(step int) error {
 		for i := range r.seqs {
-			if r.seqs[i].out > step {
+			if r.seqs[i].out > step && !r.seqs[i].tool.hasCalls() {
 				texts[i] = gens[i].next(texts[i], step == 0)
 			}
 		}
@@ -681,7 +721,11 @@ func (s *Server) appendResponse(b []byte, r *genRequest, id string, created int6
 		}
 		b = append(b, `{"index":`...)
 		b = strconv.AppendInt(b, int64(i), 10)
-		if r.chat {
+		if q := &r.seqs[i]; r.chat && q.tool.hasCalls() {
+			b = append(b, `,"message":{"role":"assistant","content":null,"tool_calls":`...)
+			b = appendToolCalls(b, q.tool.cut(q.out), q.textSeed)
+			b = append(b, `,"refusal":null}`...)
+		} else if r.chat {
 			b = append(b, `,"message":{"role":"assistant","content":`...)
 			b = appendJSONString(b, string(texts[i]))
 			b = append(b, `,"refusal":null}`...) // OpenAI's message always carries it
@@ -716,8 +760,7 @@ func (s *Server) stream(w *bufio.Writer, r *genRequest, g *group, sl *sleeper, i
 	}
 	gens := make([]textGen, len(r.seqs))
 	for i := range r.seqs {
-		gens[i] = newTextGen(r.seqs[i].textSeed)
-		gens[i].cites = r.seqs[i].cites
+		gens[i] = newSeqGen(&r.seqs[i])
 	}
 	dropAt := -1
 	if drop {
@@ -734,7 +777,6 @@ func (s *Server) stream(w *bufio.Writer, r *genRequest, g *group, sl *sleeper, i
 			if q.out <= step {
 				continue
 			}
-			tok = gens[i].next(tok[:0], step == 0)
 			buf = append(buf[:0], "data: "...)
 			buf = appendHead(buf, id, object, created, r.model)
 			buf = append(buf, `,"choices":[{"index":`...)
@@ -744,10 +786,19 @@ func (s *Server) stream(w *bufio.Writer, r *genRequest, g *group, sl *sleeper, i
 				if step == 0 {
 					buf = append(buf, `"role":"assistant",`...)
 				}
-				buf = append(buf, `"content":`...)
-				buf = appendJSONString(buf, string(tok))
+				if q.tool.hasCalls() {
+					if step == 0 {
+						buf = append(buf, `"content":null,`...)
+					}
+					buf = appendCallDelta(buf, q.tool, step, q.textSeed)
+				} else {
+					tok = gens[i].next(tok[:0], step == 0)
+					buf = append(buf, `"content":`...)
+					buf = appendJSONString(buf, string(tok))
+				}
 				buf = append(buf, '}')
 			} else {
+				tok = gens[i].next(tok[:0], step == 0)
 				buf = append(buf, `,"text":`...)
 				buf = appendJSONString(buf, string(tok))
 			}

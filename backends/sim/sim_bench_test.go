@@ -67,6 +67,13 @@ func BenchmarkResponsesFast(b *testing.B) {
 	benchHandler(b, s, "/v1/responses", `{"model":"m","instructions":"You are a helpful assistant.","input":"Explain continuous batching in two sentences.","max_output_tokens":32}`)
 }
 
+// BenchmarkChatToolCallFast is a plain chat completion answered with a
+// tool call whose arguments are generated from the tool's schema.
+func BenchmarkChatToolCallFast(b *testing.B) {
+	s := benchServer(b, nil)
+	benchHandler(b, s, "/v1/chat/completions", `{"model":"m","tools":[{"type":"function","function":{"name":"get_weather","description":"The weather in a city.","parameters":{"type":"object","properties":{"city":{"type":"string"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["city","unit"]}}}],"messages":[{"role":"user","content":"What is the weather in Paris?\ncall get_weather"}],"max_tokens":32}`)
+}
+
 func BenchmarkEmbeddingsFast(b *testing.B) {
 	s := benchServer(b, map[string]string{"embed-dim": "384"})
 	benchHandler(b, s, "/v1/embeddings", `{"model":"m","input":["the quick brown fox","jumps over the lazy dog"]}`)

@@ -137,14 +137,36 @@ type textGen struct {
 	cites     int
 	citeStep  int // tokens of the current sentence's citation out
 	sentences int
+	// lead is text the answer starts with, a token a piece, before the
+	// pseudo-text (the tool mode's quotes of tool results).
+	lead string
 }
 
 func newTextGen(seed uint64) textGen {
 	return textGen{rng: splitmix64(seed), capital: true}
 }
 
+// newSeqGen returns the text generator of a sequence.
+func newSeqGen(q *seq) textGen {
+	g := newTextGen(q.textSeed)
+	g.cites = q.cites
+	if q.tool != nil {
+		g.lead = q.tool.lead
+	}
+	return g
+}
+
 // next appends the next token's text (with its leading space) to dst.
 func (g *textGen) next(dst []byte, first bool) []byte {
+	if g.lead != "" {
+		n := nextTokenEnd(g.lead)
+		if strings.TrimSpace(g.lead[n:]) == "" {
+			n = len(g.lead)
+		}
+		dst = append(dst, g.lead[:n]...)
+		g.lead = g.lead[n:]
+		return dst
+	}
 	if g.sentence == 0 && !g.capital {
 		if g.cites > 0 && g.citeStep < 3 { // " [", "k", "]": a token each
 			g.citeStep++
