@@ -128,8 +128,12 @@ func New(o Options) (*Server, error) {
 		CloseOnShutdown:               true,
 		ReadBufferSize:                int(cfg.Server.MaxHeaderSize),
 		SecureErrorLogMessage:         true, // fasthttp's errors would quote the request, credentials and all
-		ErrorHandler:                  s.fasthttpError,
-		Logger:                        fasthttpLogger{s.log},
+		// Multipart bodies (the Files API's uploads) are parsed by their
+		// endpoint, which answers a malformed one the API's way; parsing
+		// every one before the handler would do it twice.
+		DisablePreParseMultipartForm: true,
+		ErrorHandler:                 s.fasthttpError,
+		Logger:                       fasthttpLogger{s.log},
 	}
 	s.admin = &fasthttp.Server{Handler: s.adminHandler, Name: "switchyard-admin", NoDefaultServerHeader: true,
 		ReadTimeout: 10 * time.Second, CloseOnShutdown: true, SecureErrorLogMessage: true,

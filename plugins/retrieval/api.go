@@ -169,7 +169,10 @@ func (l *Library) openAPI(env *gateway.Env) error {
 			l.api.maxFile = max(l.api.maxFile, int64(c.MaxFileSize))
 		}
 	}
-	if !env.Live {
+	if !env.Live || len(l.cfg.Collections) == 0 {
+		// Without collections the APIs have nothing to serve, and the
+		// store (whose directory is locked) is not opened: replicas that
+		// share a data_dir and use no retrieval keep starting.
 		return nil
 	}
 	st, err := openAPIStore(env, l.cfg)
@@ -240,6 +243,11 @@ type apiCall struct {
 func apiHandler(h func(a *apiCall) (any, error)) func(ctx *fasthttp.RequestCtx, p *gateway.Principal) {
 	return func(ctx *fasthttp.RequestCtx, p *gateway.Principal) {
 		l := libraryOf(ctx)
+		if l != nil && l.api.st == nil && len(l.cfg.Collections) == 0 {
+			writeAPIError(ctx, &apiError{Status: fasthttp.StatusNotFound, Type: "invalid_request_error",
+				Message: "the Files and Vector Stores APIs are off: the gateway's config has no collections (docs/retrieval.md)"})
+			return
+		}
 		if l == nil || l.api.st == nil {
 			writeAPIError(ctx, &apiError{Status: fasthttp.StatusServiceUnavailable, Type: "server_error",
 				Message: "the Files and Vector Stores APIs are not available (the retrieval service is not open)"})
