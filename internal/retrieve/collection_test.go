@@ -553,3 +553,59 @@ func TestConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestFilteredKeywordExact checks that a filtered keyword search, whichever
+// way it meets the filter (testing every posting, or walking the runs of
+// passing chunks when they are few), ranks and scores as the unfiltered
+// search does with the chunks outside the filter taken out: in keyword
+// mode a filter changes no statistic.
+func TestFilteredKeywordExact(t *testing.T) {
+	vocab := strings.Fields("alpha beta gamma delta epsilon zeta eta theta")
+	r := rand.New(rand.NewPCG(3, 4))
+	c := newColl(t, Options{Chunking: ChunkOptions{MaxTokens: 40, OverlapTokens: 4}})
+	for i := range 60 {
+		var b strings.Builder
+		for p := range 3 {
+			if p > 0 {
+				b.WriteString("\n\n")
+			}
+			for w := range 12 {
+				if w > 0 {
+					b.WriteByte(' ')
+				}
+				b.WriteString(vocab[r.IntN(len(vocab))])
+			}
+		}
+		meta := map[string]any{"n": i % 25, "s": fmt.Sprint(i % 3)}
+		if i%7 == 0 {
+			meta["rare"] = true
+		}
+		mustAdd(t, c, Document{ID: fmt.Sprintf("d%02d", i), Content: []byte(b.String()), Metadata: meta})
+	}
+	if n := c.Stats().Chunks; n > MaxTopK {
+		t.Fatalf("%d chunks: more than MaxTopK, the unfiltered search cannot list them all", n)
+	}
+	filters := []*Filter{
+		{Type: Eq, Key: "n", Value: 3.0},              // 2 of 60 documents: runs
+		{Type: Lt, Key: "n", Value: 2.0},              // 5 of 60
+		{Type: Eq, Key: "s", Value: "1"},              // a third: every posting
+		{Type: Ne, Key: "rare", Value: true},          // most
+		{Type: In, Key: "n", Value: []any{1.0, 24.0}}, // generic path
+		{Type: And, Filters: []Filter{{Type: Gte, Key: "n", Value: 20.0}, {Type: Eq, Key: "s", Value: "2"}}},
+	}
+	for _, f := range filters {
+		for _, text := range []string{"alpha", "beta gamma", "theta eta alpha zeta"} {
+			all := search(t, c, Query{Text: text, Mode: ModeKeyword, TopK: MaxTopK})
+			var want []Hit
+			for _, h := range all {
+				if f.Match(h.Metadata) && len(want) < 7 {
+					want = append(want, h)
+				}
+			}
+			got := search(t, c, Query{Text: text, Mode: ModeKeyword, TopK: 7, Filter: f})
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("filter %+v, %q:\n got %v\nwant %v", f, text, hitsDump(got), hitsDump(want))
+			}
+		}
+	}
+}

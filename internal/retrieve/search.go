@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 
 	"switchyard/internal/vindex"
@@ -19,12 +20,18 @@ type scratch struct {
 	acc     []float64         // BM25 sums by slot
 	touched []uint32
 	visible []*class
+	spans   []run // chunks passing the filter, by visible class (spanAt)
+	spanAt  []int // visible class i's spans are spans[spanAt[i]:spanAt[i+1]]; empty until runs
 	ids     []uint64
 	vhits   []vindex.Hit
 	kw, vec []scored
 	fused   map[uint32]float64
 	out     []scored
 }
+
+// run is a run of consecutive chunk slots [first, end) of one class that
+// pass the filter.
+type run struct{ first, end uint32 }
 
 // scored is a chunk slot with its score in one ranking.
 type scored struct {
@@ -49,6 +56,47 @@ func (sc *scratch) allow(id uint64) bool {
 func (sc *scratch) match(slot uint32) bool {
 	a := sc.c.attrOf[slot]
 	return sc.bits[a>>6]&(1<<(a&63)) != 0
+}
+
+// runs returns the runs of chunks of visible class ci that pass the
+// filter (sc.bits). The first call of a search finds them in every visible
+// class, from the classes' documents (a document with one attribute set is
+// tested once); a keyword search that does not need them never pays that
+// walk. The caller holds mu.
+func (c *Collection) runs(sc *scratch, ci int) []run {
+	if len(sc.spanAt) == 0 {
+		c.passing(sc)
+	}
+	return sc.spans[sc.spanAt[ci]:sc.spanAt[ci+1]]
+}
+
+func (c *Collection) passing(sc *scratch) {
+	sc.spans = sc.spans[:0]
+	sc.spanAt = append(sc.spanAt[:0], 0)
+	for _, cl := range sc.visible {
+		start := len(sc.spans)
+		add := func(first, end uint32) {
+			if n := len(sc.spans); n > start && sc.spans[n-1].end == first {
+				sc.spans[n-1].end = end
+				return
+			}
+			sc.spans = append(sc.spans, run{first, end})
+		}
+		for _, d := range cl.docs {
+			if len(d.attrs) == 1 {
+				if sc.match(d.first) {
+					add(d.first, d.first+d.n)
+				}
+				continue
+			}
+			for s := d.first; s < d.first+d.n; s++ {
+				if sc.match(s) {
+					add(s, s+1)
+				}
+			}
+		}
+		sc.spanAt = append(sc.spanAt, len(sc.spans))
+	}
 }
 
 // filterBits evaluates f over every attribute set at once, into a bitmap
@@ -92,9 +140,28 @@ func (c *Collection) filterBits(sc *scratch, f *Filter, depth int) []uint64 {
 		t, neg = In, true
 	}
 	clear(b)
-	for _, av := range c.attrKeys[f.Key] {
-		if f.compareValue(t, av.v) {
-			b[av.set>>6] |= 1 << (av.set & 63)
+	vals := c.attrKeys[f.Key]
+	// Fast paths for a number or a string compared by Eq, Gt, Gte, Lt or
+	// Lte, the common filters: one type assertion a value instead of
+	// compareValue's two type switches (a third of a 0.5% search at 100k
+	// chunks went there, one attribute set a document).
+	if y, ok := f.Value.(float64); ok && t != In {
+		for _, av := range vals {
+			if x, ok := av.v.(float64); ok && holds(t, x, y) {
+				b[av.set>>6] |= 1 << (av.set & 63)
+			}
+		}
+	} else if y, ok := f.Value.(string); ok && t != In {
+		for _, av := range vals {
+			if x, ok := av.v.(string); ok && holds(t, x, y) {
+				b[av.set>>6] |= 1 << (av.set & 63)
+			}
+		}
+	} else {
+		for _, av := range vals {
+			if f.compareValue(t, av.v) {
+				b[av.set>>6] |= 1 << (av.set & 63)
+			}
 		}
 	}
 	if neg {
@@ -104,6 +171,24 @@ func (c *Collection) filterBits(sc *scratch, f *Filter, depth int) []uint64 {
 		}
 	}
 	return b
+}
+
+// holds is comparison t (Eq, Gt, Gte, Lt or Lte) of x with y, as
+// compareValue makes it for two numbers or two strings.
+func holds[T float64 | string](t FilterType, x, y T) bool {
+	switch t {
+	case Eq:
+		return x == y
+	case Gt:
+		return x > y
+	case Gte:
+		return x >= y
+	case Lt:
+		return x < y
+	case Lte:
+		return x <= y
+	}
+	return false
 }
 
 // getScratch returns an idle scratch or a new one.
@@ -198,6 +283,7 @@ func (c *Collection) Search(ctx context.Context, q Query) ([]Hit, error) {
 			sc.visible = append(sc.visible, cl)
 		}
 	}
+	sc.spanAt = sc.spanAt[:0]
 	depth := topK
 	if mode == ModeHybrid {
 		depth = max(2*topK, hybridDepth)
@@ -288,17 +374,38 @@ func (c *Collection) keyword(sc *scratch, terms []string, depth int) []scored {
 			continue
 		}
 		idf := math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
-		for _, cl := range sc.visible {
-			for _, p := range cl.post[t] {
-				if sc.filter != nil && !sc.match(p.slot) {
-					continue
+		for ci, cl := range sc.visible {
+			post := cl.post[t]
+			if sc.filter == nil {
+				for _, p := range post {
+					sc.bm25(p, idf, avg, lens)
 				}
-				tf := float64(p.tf)
-				norm := BM25K1 * (1 - BM25B + BM25B*float64(lens[p.slot])/avg)
-				if sc.acc[p.slot] == 0 {
-					sc.touched = append(sc.touched, p.slot)
+				continue
+			}
+			// A posting list longer than the class's documents pays for
+			// finding the runs, when they are fewer than an eighth of it.
+			if len(post) <= len(cl.docs) || 8*len(c.runs(sc, ci)) >= len(post) {
+				for _, p := range post {
+					if sc.match(p.slot) {
+						sc.bm25(p, idf, avg, lens)
+					}
 				}
-				sc.acc[p.slot] += idf * tf * (BM25K1 + 1) / (tf + norm)
+				continue
+			}
+			// Fewer runs of passing chunks than postings: walk the runs,
+			// seeking each one's first posting by binary search, rather
+			// than testing every posting against the filter.
+			i := 0
+			for _, sp := range c.runs(sc, ci) {
+				if post[i].slot < sp.first {
+					i += sort.Search(len(post)-i, func(j int) bool { return post[i+j].slot >= sp.first })
+				}
+				for ; i < len(post) && post[i].slot < sp.end; i++ {
+					sc.bm25(post[i], idf, avg, lens)
+				}
+				if i == len(post) {
+					break
+				}
 			}
 		}
 	}
@@ -307,6 +414,17 @@ func (c *Collection) keyword(sc *scratch, terms []string, depth int) []scored {
 		sc.acc[s] = 0
 	}
 	return c.sortHeap(sc.kw)
+}
+
+// bm25 adds to the chunk of p its BM25 weight for a term of idf, in
+// sc.acc.
+func (sc *scratch) bm25(p posting, idf, avg float64, lens []int32) {
+	tf := float64(p.tf)
+	norm := BM25K1 * (1 - BM25B + BM25B*float64(lens[p.slot])/avg)
+	if sc.acc[p.slot] == 0 {
+		sc.touched = append(sc.touched, p.slot)
+	}
+	sc.acc[p.slot] += idf * tf * (BM25K1 + 1) / (tf + norm)
 }
 
 // vector ranks by cosine similarity over the visible classes' indexes,
@@ -323,24 +441,14 @@ func (c *Collection) vector(sc *scratch, q []float32, depth int) []scored {
 	if zero {
 		return sc.vec // a text without words: no direction to rank by
 	}
-	for _, cl := range sc.visible {
+	for ci, cl := range sc.visible {
 		if sc.filter == nil {
 			sc.vhits = cl.vec.SearchFunc(q, depth, sc.allowFn, sc.vhits)
 		} else {
 			sc.ids = sc.ids[:0]
-			for _, d := range cl.docs {
-				if len(d.attrs) == 1 { // one attribute set: test it once
-					if sc.match(d.first) {
-						for s := d.first; s < d.first+d.n; s++ {
-							sc.ids = append(sc.ids, uint64(s))
-						}
-					}
-					continue
-				}
-				for s := d.first; s < d.first+d.n; s++ {
-					if sc.match(s) {
-						sc.ids = append(sc.ids, uint64(s))
-					}
+			for _, sp := range c.runs(sc, ci) {
+				for s := sp.first; s < sp.end; s++ {
+					sc.ids = append(sc.ids, uint64(s))
 				}
 			}
 			switch {
