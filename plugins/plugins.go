@@ -5,6 +5,7 @@ package plugins
 
 import (
 	"switchyard/gateway"
+	"switchyard/plugins/agent"
 	"switchyard/plugins/cache"
 	"switchyard/plugins/defaults"
 	"switchyard/plugins/guard"
@@ -24,5 +25,6 @@ func RegisterAll(reg *gateway.Registry) {
 	reg.Register(guard.Factory)
 	cache.Register(reg)
 	retrieval.Register(reg)
+	agent.Register(reg)
 	reg.RegisterBackend(simbackend.Kind)
 }

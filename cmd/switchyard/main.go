@@ -22,6 +22,7 @@ Usage:
   switchyard policy test [-v] [DIR]     (the Rego tests of a policy directory; default policy/rego)
   switchyard ingest   --config FILE --collection NAME [flags] PATH...
   switchyard eval retrieval --config FILE --collection NAME --dataset DIR|FILE [flags]
+  switchyard mcp-demo [--listen HOST:PORT | --stdio]  (a demo MCP server: get_weather, add, lookup_order)
   switchyard version
 
 Run "switchyard COMMAND -h" for the flags of one command.
@@ -48,6 +49,8 @@ func main() {
 		err = runIngest(args)
 	case "eval":
 		err = runEval(args)
+	case "mcp-demo":
+		err = runMCPDemo(args)
 	case "version", "--version", "-version":
 		fmt.Println("switchyard", version)
 	case "help", "-h", "--help":

@@ -74,6 +74,9 @@ type Config struct {
 	// Collections are the document collections of retrieval, each also an
 	// OpenAI vector store (docs/retrieval.md).
 	Collections []Collection `yaml:"collections,omitempty"`
+	// Tools is the tool registry: the MCP servers whose tools the agent
+	// stage offers models (docs/agent.md).
+	Tools Tools `yaml:"tools,omitempty"`
 
 	// File is the path the config was read from ("" when parsed from
 	// bytes without a name).
@@ -660,6 +663,9 @@ func (c *Config) setLines() {
 	}
 	for i := range c.Collections {
 		c.Collections[i].Line = c.posOf(indexPath("collections", i)).line
+	}
+	for i := range c.Tools.MCP {
+		c.Tools.MCP[i].Line = c.posOf(indexPath(mcpServersPath, i)).line
 	}
 }
 

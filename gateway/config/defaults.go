@@ -229,6 +229,7 @@ func (c *Config) SetDefaults() {
 	}
 	c.defString("data_dir", &c.DataDir, DefaultDataDir)
 	c.collectionDefaults()
+	c.toolDefaults()
 	c.defDur("store.key_sync", &c.Store.KeySync, DefaultKeySync)
 	r := &c.RateLimit
 	c.defString("ratelimit.backend", &r.Backend, RateLimitLocal)

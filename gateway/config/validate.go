@@ -92,6 +92,7 @@ func (c *Config) validate(errs *errorList, bad []string) {
 	pools := v.models(backends, poolsIncomplete)
 	v.routes(pools, poolsIncomplete)
 	v.collections(pools, poolsIncomplete)
+	v.tools()
 	tenants := v.admission()
 	v.keys(tenants)
 }
