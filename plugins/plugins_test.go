@@ -10,7 +10,7 @@ import (
 func TestRegisterAll(t *testing.T) {
 	reg := gateway.NewRegistry()
 	RegisterAll(reg)
-	if got, want := reg.Kinds(), []string{"cache", "defaults", "guard", "headers", "ratelimit", "retrieval"}; !slices.Equal(got, want) {
+	if got, want := reg.Kinds(), []string{"agent", "cache", "defaults", "guard", "headers", "ratelimit", "retrieval"}; !slices.Equal(got, want) {
 		t.Errorf("registered kinds = %v, want %v", got, want)
 	}
 	if got, want := reg.BackendKinds(), []string{"kserve", "openai", "sim"}; !slices.Equal(got, want) {

@@ -41,6 +41,13 @@ func Register(reg *gateway.Registry) {
 		return Open(env, cfg)
 	}})
 	reg.RegisterEndpoint(gateway.Endpoint{Method: "GET", Path: "/admin/tools", Admin: true, Handle: serveStatus})
+	audit := newAuditLog()
+	reg.Register(gateway.Factory{
+		Kind: "agent",
+		Doc:  "runs the tool loop for the client over the registry's MCP tools, with bounds, approvals and an audit trail",
+		New:  func() gateway.Stage { return &Stage{audit: audit} },
+	})
+	reg.RegisterEndpoint(gateway.Endpoint{Method: "GET", Path: "/admin/audit", Admin: true, Handle: audit.serve})
 }
 
 // RegistryOf returns the registry of the generation being built, for a
