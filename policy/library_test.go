@@ -276,8 +276,10 @@ func benchDecision(b *testing.B, evaluator, prompt, want string) {
 	}
 	b.StopTimer()
 	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
+	p10 := durs[len(durs)/10]
 	p50 := durs[len(durs)/2]
 	p99 := durs[len(durs)*99/100]
+	b.ReportMetric(float64(p10.Nanoseconds()), "p10-ns")
 	b.ReportMetric(float64(p50.Nanoseconds()), "p50-ns")
 	b.ReportMetric(float64(p99.Nanoseconds()), "p99-ns")
 }

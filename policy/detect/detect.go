@@ -101,7 +101,7 @@ var (
 	}
 	// cardSeparators strips the spaces and dashes of a card match.
 	cardSeparators = strings.NewReplacer(" ", "", "-", "")
-	ssnShapeRE     = regexp.MustCompile(`^\d{3}-\d{2}-\d{4}$`)
+	ssnShapeRE     = regexp.MustCompile(`^\d{3}-\d{2}-\d{4}$`) // ssnShape's definition
 	cardRE         = regexp.MustCompile(`\b(?:\d[ -]?){12,18}\d\b`)
 	iinRE          = regexp.MustCompile(`^(?:4(?:\d{12}|\d{15}|\d{18})|(?:5[1-5]|2[2-7])\d{14}|3[47]\d{13}|3(?:0[0-5]|[68]\d)\d{11,16}|6(?:011|5\d\d|4[4-9]\d)\d{12,15}|35\d{14,17}|62\d{14,17})$`)
 	ibanRE         = regexp.MustCompile(`\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b`)
@@ -136,11 +136,7 @@ func PII(text string) []Finding {
 	add := func(typ, s string) { set[Finding{typ, s}] = struct{}{} }
 
 	if p.at {
-		windows(text, &emailClass, 0, true, func(w string) {
-			for _, m := range emailRE.FindAllString(w, -1) {
-				add("email", m)
-			}
-		})
+		emails(text, func(m string) { add("email", m) })
 	}
 	if !p.digit {
 		return sorted(set)
@@ -156,13 +152,15 @@ func PII(text string) []Finding {
 		}
 	})
 	var ibanShaped []string
-	findAll(ibanRE, text, &upperClass, 2, func(m string) {
-		ibanShaped = append(ibanShaped, m)
-		c := strings.ReplaceAll(m, " ", "")
-		if ibanLengthOK(c) && IBANValid(c) {
-			add("iban", m)
-			strong = append(strong, m)
-		}
+	windows(text, &upperClass, 2, func(w string) {
+		ibans(w, func(m string) {
+			ibanShaped = append(ibanShaped, m)
+			c := strings.ReplaceAll(m, " ", "")
+			if ibanLengthOK(c) && IBANValid(c) {
+				add("iban", m)
+				strong = append(strong, m)
+			}
+		})
 	})
 	if p.dash {
 		findAllSubmatch(ssnRE, text, &ssnClass, 9, func(g []string) {
@@ -182,37 +180,44 @@ func PII(text string) []Finding {
 			}
 		}
 	}
-	findAllSubmatch(niRE, text, &upperClass, 6, func(g []string) {
-		switch g[1] {
-		case "BG", "GB", "NK", "KN", "TN", "NT", "ZZ":
-		default:
-			add("ni", g[0])
-			strong = append(strong, g[0])
-		}
+	windows(text, &upperClass, 6, func(w string) {
+		nis(w, func(m, prefix string) {
+			switch prefix {
+			case "BG", "GB", "NK", "KN", "TN", "NT", "ZZ":
+			default:
+				add("ni", m)
+				strong = append(strong, m)
+			}
+		})
 	})
-	findAllSubmatch(dniRE, text, &dniClass, 8, func(g []string) {
-		if dniValid(g[1], g[2]) {
-			add("dni", g[0])
-			strong = append(strong, g[0])
-		}
+	windows(text, &dniClass, 8, func(w string) {
+		dnis(w, func(m, digits, letter string) {
+			if dniValid(digits, letter) {
+				add("dni", m)
+				strong = append(strong, m)
+			}
+		})
 	})
 
 	// Phones: a set of raw matches (9 digits at least), then those not
 	// inside a longer phone match, a strong finding or an IBAN-shaped
 	// string.
 	raw := map[string]struct{}{}
-	for i, re := range phoneREs {
-		if (i == 0 && !p.plus) || (i == 2 && !p.zero) {
-			continue
+	keep := func(m string) {
+		n := countDigits(m)
+		if n < 9 || n > 15 || !phoneLengthOK(m, n) || ssnShape(m) {
+			return
 		}
-		findAll(re, text, &phoneClass, 9, func(m string) {
-			n := countDigits(m)
-			if n < 9 || n > 15 || !phoneLengthOK(m, n) || ssnShapeRE.MatchString(m) {
-				return
-			}
-			raw[m] = struct{}{}
-		})
+		raw[m] = struct{}{}
 	}
+	windows(text, &phoneClass, 9, func(w string) {
+		for i := range phoneREs {
+			if (i == 0 && !p.plus) || (i == 2 && !p.zero) {
+				continue
+			}
+			phones(i, w, keep)
+		}
+	})
 	for m := range raw {
 		if !phoneCovered(m, raw) && !containedIn(m, strong) && !containedIn(m, ibanShaped) {
 			add("phone", m)
@@ -243,10 +248,6 @@ func PII(text string) []Finding {
 // run of the class, and the pattern runs on each run that could hold a
 // match (with one byte of context on either side, for \b) instead of on
 // the whole text. The matches are exactly those of the whole text.
-func emailChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		c == '.' || c == '_' || c == '%' || c == '+' || c == '-' || c == '@'
-}
 func cardChar(c byte) bool  { return c >= '0' && c <= '9' || c == ' ' || c == '-' }
 func ssnChar(c byte) bool   { return c >= '0' && c <= '9' || c == '-' }
 func upperChar(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c == ' ' } // IBAN, NI
@@ -258,7 +259,6 @@ func phoneChar(c byte) bool {
 // The classes as tables, which windows looks up byte by byte (a table
 // look-up, where a call through a func value would not be inlined).
 var (
-	emailClass = classTable(emailChar)
 	cardClass  = classTable(cardChar)
 	ssnClass   = classTable(ssnChar)
 	upperClass = classTable(upperChar)
@@ -274,23 +274,20 @@ func classTable(class func(byte) bool) (t [256]bool) {
 }
 
 // windows calls f with the text around each maximal run of class that
-// holds at least minDigits digits (or an '@', when at is set).
-func windows(text string, class *[256]bool, minDigits int, at bool, f func(w string)) {
-	start, digits, hasAt := -1, 0, false
+// holds at least minDigits digits.
+func windows(text string, class *[256]bool, minDigits int, f func(w string)) {
+	start, digits := -1, 0
 	for i := 0; i <= len(text); i++ {
 		if i < len(text) && class[text[i]] {
 			if start < 0 {
-				start, digits, hasAt = i, 0, false
+				start, digits = i, 0
 			}
-			switch c := text[i]; {
-			case c >= '0' && c <= '9':
+			if c := text[i]; c >= '0' && c <= '9' {
 				digits++
-			case c == '@':
-				hasAt = true
 			}
 			continue
 		}
-		if start >= 0 && digits >= minDigits && (!at || hasAt) {
+		if start >= 0 && digits >= minDigits {
 			lo, hi := max(start-1, 0), min(i+1, len(text))
 			f(text[lo:hi])
 		}
@@ -299,7 +296,7 @@ func windows(text string, class *[256]bool, minDigits int, at bool, f func(w str
 }
 
 func findAll(re *regexp.Regexp, text string, class *[256]bool, minDigits int, f func(m string)) {
-	windows(text, class, minDigits, false, func(w string) {
+	windows(text, class, minDigits, func(w string) {
 		for _, m := range re.FindAllString(w, -1) {
 			f(m)
 		}
@@ -307,7 +304,7 @@ func findAll(re *regexp.Regexp, text string, class *[256]bool, minDigits int, f 
 }
 
 func findAllSubmatch(re *regexp.Regexp, text string, class *[256]bool, minDigits int, f func(g []string)) {
-	windows(text, class, minDigits, false, func(w string) {
+	windows(text, class, minDigits, func(w string) {
 		for _, g := range re.FindAllStringSubmatch(w, -1) {
 			f(g)
 		}
@@ -362,6 +359,12 @@ func hasRun(text string, n int) bool {
 		}
 	}
 	return false
+}
+
+// ssnShape is ssnShapeRE.MatchString(m).
+func ssnShape(m string) bool {
+	return len(m) == 11 && m[3] == '-' && m[6] == '-' &&
+		digitsAt(m, 0, 3) == 3 && digitsAt(m, 4, 2) == 2 && digitsAt(m, 7, 4) == 4
 }
 
 func countDigits(s string) int {

@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -221,12 +223,69 @@ func TestScan(t *testing.T) {
 	}
 }
 
+// checkScanners compares each hand-written matcher with its regexp on the
+// whole text: the same matches, in the same order.
+func checkScanners(t *testing.T, text string) {
+	t.Helper()
+	collect := func(scan func(f func(m string))) []string {
+		var out []string
+		scan(func(m string) { out = append(out, m) })
+		return out
+	}
+	check := func(name string, got, want []string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s(%q) = %q, the regexp finds %q", name, text, got, want)
+		}
+	}
+	check("emails", collect(func(f func(string)) { emails(text, f) }), emailRE.FindAllString(text, -1))
+	for i, re := range phoneREs {
+		check(fmt.Sprintf("phones[%d]", i), collect(func(f func(string)) { phones(i, text, f) }), re.FindAllString(text, -1))
+	}
+	check("ibans", collect(func(f func(string)) { ibans(text, f) }), ibanRE.FindAllString(text, -1))
+	var got, want []string
+	nis(text, func(m, prefix string) { got = append(got, m, prefix) })
+	for _, g := range niRE.FindAllStringSubmatch(text, -1) {
+		want = append(want, g[0], g[1])
+	}
+	check("nis", got, want)
+	got, want = nil, nil
+	dnis(text, func(m, digits, letter string) { got = append(got, m, digits, letter) })
+	for _, g := range dniRE.FindAllStringSubmatch(text, -1) {
+		want = append(want, g...)
+	}
+	check("dnis", got, want)
+	for _, m := range append(got, text) {
+		if ssnShape(m) != ssnShapeRE.MatchString(m) {
+			t.Fatalf("ssnShape(%q) = %v", m, ssnShape(m))
+		}
+	}
+}
+
+// scannerSeeds are edge cases of the hand-written matchers.
+var scannerSeeds = []string{
+	"a@b.c1.de a@b.com1@c.de x@y.z1 @a.bc .@a.b.cd. a@b@c.com ab@-.xy1.z",
+	"+1234567 +12 +123 +44 (20) 7946-0958) +1(23)45(6 +9.8-7 6 5 4 3 2 1 0",
+	"(212) 555-0188 (2125) 555-0188 212555-0188a 212.555.0188_ x212 555 0188",
+	"0123 45 6789 0123/456789012 01 23 45 67 89x 012345 0 12 00 1234567 12a",
+	"GB82 WEST 1234 5698 7654 32 GB82WEST12345698765432X DE89 3704 0044 0532 0130 00 ABC",
+	"AB 12 34 56 C AB123456D AB12 34 56CX QQ123456A 12345678Z 12345678-Z 123456789Z",
+	"123-45-6789 123-45-67890 0123-45-6789",
+}
+
+func TestScanners(t *testing.T) {
+	for _, s := range append(scannerSeeds, seeds...) {
+		checkScanners(t, s)
+	}
+}
+
 func FuzzPII(f *testing.F) {
-	for _, s := range seeds {
+	for _, s := range append(scannerSeeds, seeds...) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
 		checkScan(t, text)
+		checkScanners(t, text)
 		got := PII(text)
 		if want := reference(text); !reflect.DeepEqual(got, want) {
 			t.Fatalf("PII(%q) = %v, whole-text patterns find %v", text, got, want)
