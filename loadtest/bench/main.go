@@ -1,9 +1,11 @@
 // Command bench is Switchyard's benchmark harness. It builds the switchyard
 // binary, starts the GPU-server simulator, the gateway with a pass-through
-// config and (when installed) nginx as separate processes on loopback, drives
-// them with the load generator in process, and writes BENCHMARKS.md: latency
-// added over the direct path at several rates, closed-loop throughput, CPU
-// per request and resident memory, checked against DESIGN.md's budget, and
+// config, the same with a stage on (admission, the cache, the guard,
+// retrieval) and (when installed) nginx as separate processes on loopback,
+// drives them with the load generator in process, and writes BENCHMARKS.md:
+// latency added over the direct path at several rates, closed-loop
+// throughput, CPU per request and resident memory, checked against
+// DESIGN.md's budget, each stage on vs off, and
 // the pool strategies compared on a heterogeneous pool of simulators with
 // the multi-tenant shared-prefix load (the Routing section), and the
 // dynamic batcher off and on for embeddings and KServe v2 inference (the
@@ -27,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -37,6 +40,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"switchyard/loadtest"
 )
@@ -390,6 +395,152 @@ func guardConfig(dir string) func(listen, upstream string) string {
 	}
 }
 
+// retrievalCorpus is the retrieval path's collection's source, relative
+// to the module root: 188 Markdown files of Go documentation, the labelled
+// set of internal/retrieve/eval, so that a search has some 1,000 chunks
+// to rank.
+const retrievalCorpus = "internal/retrieve/eval/testdata/corpus"
+
+// retrievalConfig is gatewayConfig with the retrieval stage (hybrid search,
+// top 4) on a collection docs filled from the directory corpus at start,
+// stored in dataDir. The log level is info, so that the gateway logs the
+// sync of the sources (the files and chunks ingested); it logs nothing per
+// request (request logs stay off).
+func retrievalConfig(corpus, dataDir string) func(listen, upstream string) string {
+	return func(listen, upstream string) string {
+		cfg := strings.Replace(gatewayConfig(listen, upstream), "Switchyard as a plain pass-through proxy.",
+			"Switchyard with the retrieval stage on a collection ingested at start.", 1)
+		cfg = strings.Replace(cfg, "log:\n  level: warn\n", "log:\n  level: info\n", 1)
+		return cfg + fmt.Sprintf(`data_dir: %q
+collections:
+  - name: docs
+    sources:
+      - path: %q
+routes:
+  - name: default
+    match: {model: "*"}
+    chain:
+      - retrieval: {collection: docs, top_k: 4}
+`, dataDir, corpus)
+	}
+}
+
+// retrievalReady reads what the retrieval gateway p logged at start (the
+// sync of its sources) and checks that a chat request through url gets
+// sources (x-switchyard-sources), so that the path measures a stage that
+// finds something; the load's prompts are words of the same vocabulary.
+func retrievalReady(ctx context.Context, p *proc, url string) (*RetrievalCorpus, error) {
+	body := fmt.Sprintf(`{"model":%q,"max_tokens":8,"messages":[{"role":"user","content":"the value of a memory model in the language"}]}`, benchModel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	cl := &http.Client{Timeout: 10 * time.Second}
+	defer cl.CloseIdleConnections()
+	resp, err := cl.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: probing the retrieval stage: %w", p.name, err)
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Switchyard-Sources") == "" {
+		return nil, fmt.Errorf("%s: a chat request got %s without x-switchyard-sources (the retrieval stage found nothing): %s; log %s:\n%s",
+			p.name, resp.Status, oneLine(string(b), 300), p.logPath, p.logTail())
+	}
+	log, err := p.markLog()
+	if err != nil {
+		return nil, err
+	}
+	c := parseSourcesSynced(log)
+	c.Source = retrievalCorpus
+	return c, nil
+}
+
+// parseSourcesSynced finds the gateway's "collection sources synced" line
+// (JSON) in log: the files added and their chunks; zeros when not there.
+func parseSourcesSynced(log []byte) *RetrievalCorpus {
+	c := &RetrievalCorpus{}
+	for line := range bytes.SplitSeq(log, []byte("\n")) {
+		var l struct {
+			Msg    string `json:"msg"`
+			Added  int    `json:"added"`
+			Chunks int    `json:"chunks"`
+			Took   string `json:"took"`
+		}
+		if json.Unmarshal(line, &l) != nil || l.Msg != "collection sources synced" {
+			continue
+		}
+		c.Files, c.Chunks = l.Added, l.Chunks
+		c.Took, _ = time.ParseDuration(l.Took)
+	}
+	return c
+}
+
+// retrievalCounters are the retrieval stage's series on a /metrics.
+type retrievalCounters struct {
+	hits, empty, errors float64
+	sum, count          float64 // switchyard_retrieval_seconds
+}
+
+// scrapeRetrieval reads the retrieval stage's request counts and search
+// time from the gateway's /metrics at url (summed over routes and
+// collections; the bench gateway has one of each).
+func scrapeRetrieval(url string) (retrievalCounters, error) {
+	var c retrievalCounters
+	status, body, err := fasthttp.GetTimeout(nil, url, 30*time.Second)
+	if err != nil {
+		return c, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if status != fasthttp.StatusOK {
+		return c, fmt.Errorf("GET %s: status %d", url, status)
+	}
+	var found bool
+	for line := range bytes.SplitSeq(body, []byte("\n")) {
+		var dst *float64
+		switch {
+		case bytes.HasPrefix(line, []byte("switchyard_retrieval_requests_total{")):
+			switch {
+			case bytes.Contains(line, []byte(`result="hit"`)):
+				dst = &c.hits
+			case bytes.Contains(line, []byte(`result="empty"`)):
+				dst = &c.empty
+			case bytes.Contains(line, []byte(`result="error"`)):
+				dst = &c.errors
+			}
+		case bytes.HasPrefix(line, []byte("switchyard_retrieval_seconds_sum{")):
+			dst = &c.sum
+		case bytes.HasPrefix(line, []byte("switchyard_retrieval_seconds_count{")):
+			dst = &c.count
+			found = true
+		}
+		if dst == nil {
+			continue
+		}
+		i := bytes.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(string(line[i+1:]), 64)
+		if err != nil {
+			return c, fmt.Errorf("GET %s: %q: %w", url, line, err)
+		}
+		*dst += v
+	}
+	if !found {
+		return c, fmt.Errorf("GET %s: no switchyard_retrieval_seconds", url)
+	}
+	return c, nil
+}
+
+// since is the run between an earlier scrape and c.
+func (c retrievalCounters) since(c0 retrievalCounters) *RetrievalSample {
+	s := &RetrievalSample{
+		Hits: int64(c.hits - c0.hits), Empty: int64(c.empty - c0.empty), Errors: int64(c.errors - c0.errors),
+	}
+	if n := c.count - c0.count; n > 0 {
+		s.SearchUS = (c.sum - c0.sum) / n * 1e6
+	}
+	return s
+}
+
 // pin pins the processes (when e.o.pin, taskset exists and there are 2+
 // CPUs): the proxy under test alone on CPU 0; the simulator and this
 // process (the load generator) share CPU 1. It returns how, for the report.
@@ -443,6 +594,7 @@ type stack struct {
 	adm         *proc // the gateway with admission on
 	cache       *proc // the gateway with the cache stage
 	guard       *proc // the gateway with the guard stage
+	retr        *proc // the gateway with the retrieval stage
 	ngPIDs      []int // nginx master and worker
 	urls        map[string]string
 }
@@ -464,13 +616,29 @@ func (e *env) startGateway(ctx context.Context, name, upstream string) (*proc, s
 	return e.startGatewayWith(ctx, name, upstream, gatewayConfig)
 }
 
+// withDataDir gives the gateway config text its own data_dir, dir, unless
+// it has one. The gateways of a run run at once from one temp dir, and a
+// data_dir is one process's (the gateway locks the stores in it, e.g. the
+// Files API's), so they must not share the default, ./data beside the
+// configs.
+func withDataDir(text, dir string) string {
+	if strings.HasPrefix(text, "data_dir:") || strings.Contains(text, "\ndata_dir:") {
+		return text
+	}
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	return text + fmt.Sprintf("data_dir: %q\n", dir)
+}
+
 func (e *env) startGatewayWith(ctx context.Context, name, upstream string, config func(listen, upstream string) string) (*proc, string, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
 	cfgPath := filepath.Join(e.dir, name+".yaml")
-	if err := os.WriteFile(cfgPath, []byte(config(addr, upstream)), 0o644); err != nil {
+	text := withDataDir(config(addr, upstream), filepath.Join(e.dir, name+"-data"))
+	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
 		return nil, "", fmt.Errorf("writing gateway config: %w", err)
 	}
 	p, err := e.ps.start(name, e.proxyCPU, filepath.Join(e.dir, name+".log"), []string{e.bin, "serve", "--config", cfgPath})
@@ -617,6 +785,16 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 	}
 	st.urls[PathGuard] = "http://" + guardAddr
 	res.Guard = true
+	var retrAddr string
+	if st.retr, retrAddr, err = e.startGatewayWith(ctx, "switchyard-retrieval", simAddr,
+		retrievalConfig(filepath.Join(root, retrievalCorpus), filepath.Join(e.dir, "retrieval-data"))); err != nil {
+		return err
+	}
+	if res.RetrievalCorpus, err = retrievalReady(ctx, st.retr, "http://"+retrAddr); err != nil {
+		return err
+	}
+	st.urls[PathRetrieval] = "http://" + retrAddr
+	res.Retrieval = true
 	if path, v, err := nginxVersion(o.nginx); err != nil {
 		res.NginxNote = err.Error()
 	} else {
@@ -708,7 +886,7 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		}
 		res.Memory.NginxPeakKB = m.HWM
 	}
-	for _, p := range []*proc{st.sim, st.gw, st.adm, st.cache, st.guard, st.ng} {
+	for _, p := range []*proc{st.sim, st.gw, st.adm, st.cache, st.guard, st.retr, st.ng} {
 		if p == nil {
 			continue
 		}
@@ -724,7 +902,7 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 			res.Notes = append(res.Notes, fmt.Sprintf("nginx's error log: `%s`", oneLine(string(b), 300)))
 		}
 	}
-	for _, p := range []*proc{st.ng, st.guard, st.cache, st.adm, st.gw, st.sim} {
+	for _, p := range []*proc{st.ng, st.retr, st.guard, st.cache, st.adm, st.gw, st.sim} {
 		if p != nil {
 			p.stop()
 		}
@@ -888,6 +1066,7 @@ func (e *env) measure(ctx context.Context, st *stack, path string, cfg loadtest.
 		return Sample{}, err
 	}
 	var proxyPIDs []int
+	var metrics string // the retrieval stage's counts, read around the run
 	switch path {
 	case PathSwitchyard:
 		proxyPIDs = []int{st.gw.pid()}
@@ -899,6 +1078,9 @@ func (e *env) measure(ctx context.Context, st *stack, path string, cfg loadtest.
 		cfg.RepeatRatio = 1 // one prompt: after the first, every request is a hit
 	case PathGuard:
 		proxyPIDs = []int{st.guard.pid()}
+	case PathRetrieval:
+		proxyPIDs = []int{st.retr.pid()}
+		metrics = cfg.URL + "/metrics"
 	case PathNginx:
 		proxyPIDs = st.ngPIDs
 	}
@@ -914,6 +1096,17 @@ func (e *env) measure(ctx context.Context, st *stack, path string, cfg loadtest.
 		load, err = cpuOf(loadPIDs)
 		return
 	}
+	// The stage's counts are read outside the CPU window. A gateway still
+	// busy with an overloaded point's backlog may answer its /metrics
+	// late or not at all: the sample then goes without them (the section
+	// says how many runs it has them of) rather than the run failing.
+	var m0 retrievalCounters
+	var m0err error
+	if metrics != "" {
+		if m0, m0err = scrapeRetrieval(metrics); m0err != nil {
+			fmt.Fprintf(e.log, "bench: %s: no retrieval figures for this run: %v\n", path, m0err)
+		}
+	}
 	p0, s0, l0, err := read()
 	if err != nil {
 		return Sample{}, err
@@ -927,6 +1120,19 @@ func (e *env) measure(ctx context.Context, st *stack, path string, cfg loadtest.
 	p1, s1, l1, err := read()
 	if err != nil {
 		return Sample{}, err
+	}
+	// An overloaded point leaves its gateway working through a backlog
+	// after the load ends (answers nobody waits for any more); let it
+	// finish, so that it does not take the CPU from the next point's
+	// proxy, and before the stage's counts are read.
+	e.settle(ctx, path, proxyPIDs)
+	var retr *RetrievalSample
+	if metrics != "" && m0err == nil {
+		if m1, err := scrapeRetrieval(metrics); err != nil {
+			fmt.Fprintf(e.log, "bench: %s: no retrieval figures for this run: %v\n", path, err)
+		} else {
+			retr = m1.since(m0)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return Sample{}, err
@@ -943,6 +1149,10 @@ func (e *env) measure(ctx context.Context, st *stack, path string, cfg loadtest.
 		Throughput: rep.Throughput, Requests: rep.Requests, Errors: rep.Failures,
 		ProxyCPUUS: perReq(p1 - p0), UpstreamCPUUS: perReq(s1 - s0),
 		ProxyBusy: busy(p1 - p0), LoadBusy: busy(l1 - l0),
+		Retrieval: retr,
+	}
+	if rep.Successes > 0 {
+		s.PromptTokens = float64(rep.Tokens.Prompt) / float64(rep.Successes)
 	}
 	if rep.TTFT != nil {
 		s.TTFTP50US, s.TTFTP99US = rep.TTFT.P50*1000, rep.TTFT.P99*1000
@@ -952,6 +1162,42 @@ func (e *env) measure(ctx context.Context, st *stack, path string, cfg loadtest.
 	}
 	return s, nil
 }
+
+// settle waits until pids are idle: their CPU time grows by at most one
+// tick in settleEvery; at most settleMax, then it says so and returns.
+func (e *env) settle(ctx context.Context, path string, pids []int) {
+	if len(pids) == 0 {
+		return
+	}
+	prev, err := cpuOf(pids)
+	if err != nil {
+		return
+	}
+	t := time.NewTicker(settleEvery)
+	defer t.Stop()
+	for start := time.Now(); time.Since(start) < settleMax; {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur, err := cpuOf(pids)
+		if err != nil || cur-prev <= 1 {
+			if waited := time.Since(start); waited > 5*settleEvery {
+				fmt.Fprintf(e.log, "bench: %s was busy for %s after the load\n", path, waited.Round(10*time.Millisecond))
+			}
+			return
+		}
+		prev = cur
+	}
+	fmt.Fprintf(e.log, "bench: %s still busy %s after the load; going on\n", path, settleMax)
+}
+
+// How often and how long settle looks.
+const (
+	settleEvery = 100 * time.Millisecond
+	settleMax   = 30 * time.Second
+)
 
 // measureStreams opens o.streams long streams at once through a fresh
 // gateway in front of a slow simulator and samples the gateway's memory

@@ -21,6 +21,9 @@ type proc struct {
 	logPath string
 	exited  chan struct{} // closed when Wait returns
 	waitErr error
+	// logFrom is where logTail starts: what the process logged before it
+	// (its start, see markLog) is not news.
+	logFrom int
 }
 
 // procs owns every child process; stopAll ends them in reverse start order.
@@ -89,16 +92,24 @@ func (p *proc) alive() error {
 	}
 }
 
-// logTail returns the last 2 KB of the process's log.
+// logTail returns the last 2 KB of the process's log since markLog.
 func (p *proc) logTail() string {
 	b, err := os.ReadFile(p.logPath)
 	if err != nil {
 		return "(" + err.Error() + ")"
 	}
+	b = b[min(p.logFrom, len(b)):]
 	if len(b) > 2048 {
 		b = b[len(b)-2048:]
 	}
 	return string(bytes.TrimSpace(b))
+}
+
+// markLog returns the log so far and makes logTail start after it.
+func (p *proc) markLog() ([]byte, error) {
+	b, err := os.ReadFile(p.logPath)
+	p.logFrom = len(b)
+	return b, err
 }
 
 // stopAll stops every process, the last started first.

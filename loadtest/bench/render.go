@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 )
 
 // RenderMarkdown writes BENCHMARKS.md's text for r.
@@ -30,6 +31,10 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 	}
 	if r.Guard {
 		fmt.Fprintf(&b, "- %s: a fourth `switchyard serve` with the `guard` stage on the default policy library (policy/rego: access, pii, secrets, injection, topics, size) on every request and answer; streams pass through its output window\n", PathGuard)
+	}
+	if r.Retrieval {
+		fmt.Fprintf(&b, "- %s: a fifth `switchyard serve` with the `retrieval` stage (hybrid search, top 4) on every chat request, on a collection ingested at start from %s; the sources go upstream in a system message\n",
+			PathRetrieval, corpusText(r.RetrievalCorpus))
 	}
 	if r.Admission {
 		fmt.Fprintf(&b, "- %s: a second `switchyard serve`, the same config plus a tenant and a key with limits on the key, the tenant and the pool (local limiter), on the proxy's CPU\n", PathAdmission)
@@ -182,6 +187,10 @@ func RenderMarkdown(w io.Writer, r *Results) error {
 		onOff(&b, r, PathGuard)
 	}
 
+	if r.Retrieval {
+		renderRetrieval(&b, r)
+	}
+
 	m := r.Memory
 	fmt.Fprintf(&b, "\n## Memory (resident set, MiB)\n\n")
 	fmt.Fprintf(&b, "| what | switchyard | nginx |\n|---|---:|---:|\n")
@@ -307,21 +316,10 @@ func mib(kb uint64) string {
 // onOff writes the table of path against the pass-through gateway, load
 // by load: p50, p99 and CPU per request, off, on and the difference.
 func onOff(b *strings.Builder, r *Results, path string) {
-	s := r.Settings
 	fmt.Fprintf(b, "| scenario | load | p50 off | p50 on | Δ p50 | Δ p99 | CPU µs/req off | CPU µs/req on | Δ CPU µs/req |\n")
 	fmt.Fprintf(b, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, sc := range []string{ScenarioChat, ScenarioStream} {
-		type load struct {
-			mode  string
-			rate  float64
-			label string
-		}
-		var loads []load
-		for _, rate := range s.Rates {
-			loads = append(loads, load{"open", rate, fmt.Sprintf("%g req/s", rate)})
-		}
-		loads = append(loads, load{"closed", 0, fmt.Sprintf("closed, %d conns", s.Concurrency)})
-		for _, l := range loads {
+		for _, l := range onOffLoads(r.Settings) {
 			off, on := r.Find(sc, PathSwitchyard, l.mode, l.rate), r.Find(sc, path, l.mode, l.rate)
 			if off == nil || on == nil || len(off.Samples) == 0 || len(on.Samples) == 0 {
 				continue
@@ -331,4 +329,155 @@ func onOff(b *strings.Builder, r *Results, path string) {
 				us(a.P50), us(c.P50), c.P50-a.P50, c.P99-a.P99, a.ProxyCPU, c.ProxyCPU, c.ProxyCPU-a.ProxyCPU)
 		}
 	}
+}
+
+// corpusText describes the retrieval path's collection.
+func corpusText(c *RetrievalCorpus) string {
+	if c == nil {
+		return "its sources"
+	}
+	if c.Files == 0 {
+		return fmt.Sprintf("`%s` (the gateway did not log the sync)", c.Source)
+	}
+	return fmt.Sprintf("`%s` (%d files, %d chunks, synced in %s)", c.Source, c.Files, c.Chunks, c.Took.Round(time.Millisecond))
+}
+
+// renderRetrieval writes the "Retrieval on vs off" section: the on/off
+// table, then the costs taken apart: the prompt the upstream got, the
+// stage's search time, and the CPU of the gateway and of the simulator.
+func renderRetrieval(b *strings.Builder, r *Results) {
+	fmt.Fprintf(b, "\n## Retrieval on vs off\n\n")
+	fmt.Fprintf(b, "The same gateway with the retrieval stage (`%s`: hybrid search, BM25 and the builtin embedder's\n", PathRetrieval)
+	fmt.Fprintf(b, "vectors fused, top 4, on a collection `docs` ingested at the gateway's start from\n")
+	fmt.Fprintf(b, "%s) against the pass-through gateway, in the same run.\n", corpusText(r.RetrievalCorpus))
+	fmt.Fprintf(b, "Every chat request is searched with its prompt (the load generator's words, which the corpus shares;\n")
+	fmt.Fprintf(b, "*searched* below counts what the stage found) and the best chunks go upstream in a system message.\n")
+	fmt.Fprintf(b, "So Δ latency is not the stage's alone: it includes the simulator's work on a prompt many times\n")
+	fmt.Fprintf(b, "longer. `--profile fast` simulates no prefill time, so there that work is the simulator's CPU\n")
+	fmt.Fprintf(b, "(reading and counting the longer prompt), on the load's CPU. Δ is on minus off, of the medians.\n\n")
+	onOff(b, r, PathRetrieval)
+	retrievalCapacity(b, r)
+
+	fmt.Fprintf(b, "\nThe two costs apart: the gateway's own is its CPU per request (the search, the system message and\n")
+	fmt.Fprintf(b, "the rewritten body, the citations looked for in the answer, the longer request forwarded); the\n")
+	fmt.Fprintf(b, "upstream's is the simulator's CPU per request. *search* is the stage's own timing of the search\n")
+	fmt.Fprintf(b, "(`switchyard_retrieval_seconds` over the measured runs: wall time, so it includes waiting for the CPU);\n")
+	fmt.Fprintf(b, "*searched* counts the requests by the stage's result, summed over the repeats (a run whose gateway,\n")
+	fmt.Fprintf(b, "still busy with an overloaded point's backlog, did not answer /metrics within 30 s has neither figure;\n")
+	fmt.Fprintf(b, "the cell then says of how many runs they are). Prompt tokens are per request as the simulator counted\n")
+	fmt.Fprintf(b, "them in its usage.\n\n")
+	s := r.Settings
+	fmt.Fprintf(b, "| scenario | load | prompt tokens off | prompt tokens on | search µs | Δ gateway CPU µs/req | Δ simulator CPU µs/req | searched (hit / empty / error) |\n")
+	fmt.Fprintf(b, "|---|---|---:|---:|---:|---:|---:|---|\n")
+	for _, sc := range []string{ScenarioChat, ScenarioStream} {
+		for _, l := range onOffLoads(s) {
+			off, on := r.Find(sc, PathSwitchyard, l.mode, l.rate), r.Find(sc, PathRetrieval, l.mode, l.rate)
+			if off == nil || on == nil || len(off.Samples) == 0 || len(on.Samples) == 0 {
+				continue
+			}
+			a, c := off.Agg(), on.Agg()
+			searched := fmt.Sprintf("%d / %d / %d", c.Retrieved.Hits, c.Retrieved.Empty, c.Retrieved.Errors)
+			if c.RetrievalRuns < c.N {
+				searched += fmt.Sprintf(" (%d of %d runs)", c.RetrievalRuns, c.N)
+			}
+			fmt.Fprintf(b, "| %s | %s | %.0f | %.0f | %s | %+.1f | %+.1f | %s |\n", sc, l.label,
+				a.PromptTokens, c.PromptTokens, us(c.SearchUS), c.ProxyCPU-a.ProxyCPU, c.UpstreamCPU-a.UpstreamCPU, searched)
+		}
+	}
+}
+
+// onOffLoad is one row's load of the on/off tables.
+type onOffLoad struct {
+	mode  string
+	rate  float64
+	label string
+}
+
+// onOffLoads are the run's loads, open-loop rates then the closed loop.
+func onOffLoads(s Settings) []onOffLoad {
+	var loads []onOffLoad
+	for _, rate := range s.Rates {
+		loads = append(loads, onOffLoad{"open", rate, fmt.Sprintf("%g req/s", rate)})
+	}
+	return append(loads, onOffLoad{"closed", 0, fmt.Sprintf("closed, %d conns", s.Concurrency)})
+}
+
+// retrievalCapacity says how many requests a second one gateway core
+// carries at the retrieval path's closed-loop CPU per request, and which
+// open-loop points offered the core 80% or more of its time (the rate
+// times the point's CPU per request): their latencies are mostly the
+// queue's, not the stage's.
+func retrievalCapacity(b *strings.Builder, r *Results) {
+	var parts, over []string
+	for _, sc := range []string{ScenarioChat, ScenarioStream} {
+		noun := "chat requests"
+		if sc == ScenarioStream {
+			noun = "streams"
+		}
+		if p := r.Find(sc, PathRetrieval, "closed", 0); p != nil && len(p.Samples) > 0 {
+			if a := p.Agg(); a.ProxyCPU > 0 {
+				parts = append(parts, fmt.Sprintf("%.0f %s a second (%.0f µs each)", 1e6/a.ProxyCPU, noun, a.ProxyCPU))
+			}
+		}
+		for _, rate := range r.Settings.Rates {
+			p := r.Find(sc, PathRetrieval, "open", rate)
+			if p == nil || len(p.Samples) == 0 {
+				continue
+			}
+			if load := rate * p.Agg().ProxyCPU / 1e6; load >= 0.8 {
+				over = append(over, fmt.Sprintf("%s at %g req/s: %.0f%%", sc, rate, load*100))
+			}
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(b, "\nAt its closed-loop CPU per request (the lowest: there wake-ups are shared), one gateway core with the\n")
+		fmt.Fprintf(b, "stage carries at most about %s.\n", strings.Join(parts, " or "))
+	}
+	if len(over) > 0 {
+		fmt.Fprintf(b, "The open-loop points whose rate times CPU per request asks 80%% or more of the core (%s)\n", strings.Join(over, "; "))
+		fmt.Fprintf(b, "queue: their Δ latency is mostly the wait for the core, not the stage's cost per request, which the\n")
+		fmt.Fprintf(b, "CPU columns give.\n")
+	}
+	if behind := fellBehind(r); len(behind) > 0 {
+		fmt.Fprintf(b, "Below that, the gateway with the stage still fell behind the load (throughput under 95%% of the rate) in\n")
+		fmt.Fprintf(b, "some repeats: %s.\n", strings.Join(behind, "; "))
+		fmt.Fprintf(b, "It runs closer to the core's limit than without the stage, so other work on the shared machine (see\n")
+		fmt.Fprintf(b, "the load averages) can push it into a queue, and the median of the repeats is then the queue's;\n")
+		fmt.Fprintf(b, "Δ p50 of the repeats that kept up is the stage's.\n")
+	}
+}
+
+// fellBehind lists the open-loop points below 80% of the core where the
+// retrieval path's throughput was under 95% of the rate in some repeats,
+// with the Δ p50 of the repeats that kept up.
+func fellBehind(r *Results) []string {
+	var out []string
+	for _, sc := range []string{ScenarioChat, ScenarioStream} {
+		for _, rate := range r.Settings.Rates {
+			on, off := r.Find(sc, PathRetrieval, "open", rate), r.Find(sc, PathSwitchyard, "open", rate)
+			if on == nil || off == nil || len(on.Samples) == 0 || len(off.Samples) == 0 {
+				continue
+			}
+			a := on.Agg()
+			if rate*a.ProxyCPU/1e6 >= 0.8 {
+				continue // said above
+			}
+			var kept []float64
+			for _, s := range on.Samples {
+				if s.Throughput >= 0.95*rate {
+					kept = append(kept, s.P50US)
+				}
+			}
+			n := len(on.Samples) - len(kept)
+			if n == 0 {
+				continue
+			}
+			item := fmt.Sprintf("%s at %g req/s (its CPU asking %.0f%% of the core), %d of %d repeats", sc, rate, rate*a.ProxyCPU/1e4, n, len(on.Samples))
+			if len(kept) > 0 {
+				item += fmt.Sprintf(" (the %d that kept up: Δ p50 %+.0f µs)", len(kept), Median(kept)-off.Agg().P50)
+			}
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -22,6 +22,10 @@ const (
 	// library (policy/rego) on every request and answer, streams through
 	// the output window.
 	PathGuard = "switchyard+guard"
+	// PathRetrieval is the gateway with the retrieval stage: every chat
+	// request searched (hybrid, top 4) in a collection ingested at the
+	// gateway's start, the sources put in a system message upstream.
+	PathRetrieval = "switchyard+retrieval"
 )
 
 // Scenarios, as loadtest names them.
@@ -52,6 +56,26 @@ type Sample struct {
 	// load generator, which share one CPU when pinned.
 	ProxyBusy float64 `json:"proxy_busy"`
 	LoadBusy  float64 `json:"load_busy"`
+	// PromptTokens is the prompt tokens per successful request, as the
+	// upstream counted them in its usage: longer than the load's own
+	// prompts where a stage adds to them (retrieval).
+	PromptTokens float64 `json:"prompt_tokens_per_req,omitempty"`
+	// Retrieval is what the retrieval stage reported on its /metrics over
+	// the measured run (the retrieval path only).
+	Retrieval *RetrievalSample `json:"retrieval,omitempty"`
+}
+
+// RetrievalSample is the retrieval stage's own count of one measured run:
+// the deltas of switchyard_retrieval_requests_total and
+// switchyard_retrieval_seconds over it.
+type RetrievalSample struct {
+	// Hits, Empty and Errors count the requests searched by result.
+	Hits   int64 `json:"hits"`
+	Empty  int64 `json:"empty"`
+	Errors int64 `json:"errors"`
+	// SearchUS is the mean time per search in µs (the stage's histogram:
+	// wall time around the search, not CPU).
+	SearchUS float64 `json:"search_us"`
 }
 
 // Point is one (scenario, path, load) cell and its repeated samples.
@@ -80,6 +104,14 @@ type Agg struct {
 	CPUMin, CPUMax        float64
 	Requests, Errors      int64
 	ErrorKinds            map[string]int64
+	// PromptTokens is the median of the samples' prompt tokens per request.
+	PromptTokens float64
+	// SearchUS is the median of the retrieval samples' mean search time
+	// (NaN without any); Retrieved sums their counts, over RetrievalRuns
+	// samples (those with the stage's figures).
+	SearchUS      float64
+	Retrieved     RetrievalSample
+	RetrievalRuns int
 }
 
 // Median returns the median of xs (the mean of the two middle values for an
@@ -119,6 +151,18 @@ func (p *Point) Agg() Agg {
 	a.UpstreamCPU, _, _ = col(func(s Sample) float64 { return s.UpstreamCPUUS })
 	a.ProxyBusy, _, _ = col(func(s Sample) float64 { return s.ProxyBusy })
 	a.LoadBusy, _, _ = col(func(s Sample) float64 { return s.LoadBusy })
+	a.PromptTokens, _, _ = col(func(s Sample) float64 { return s.PromptTokens })
+	var search []float64
+	for _, s := range p.Samples {
+		if rs := s.Retrieval; rs != nil {
+			search = append(search, rs.SearchUS)
+			a.RetrievalRuns++
+			a.Retrieved.Hits += rs.Hits
+			a.Retrieved.Empty += rs.Empty
+			a.Retrieved.Errors += rs.Errors
+		}
+	}
+	a.SearchUS = Median(search)
 	for _, s := range p.Samples {
 		a.Requests += s.Requests
 		a.Errors += s.Errors
@@ -189,16 +233,32 @@ type Results struct {
 	// CacheHit is set when the cache-hit path was measured.
 	CacheHit bool `json:"cache_hit,omitempty"`
 	// Guard is set when the guard path was measured.
-	Guard    bool     `json:"guard,omitempty"`
-	Settings Settings `json:"settings"`
-	Points   []*Point `json:"points"`
-	Memory   Memory   `json:"memory"`
+	Guard bool `json:"guard,omitempty"`
+	// Retrieval is set when the retrieval path was measured;
+	// RetrievalCorpus says what its collection held.
+	Retrieval       bool             `json:"retrieval,omitempty"`
+	RetrievalCorpus *RetrievalCorpus `json:"retrieval_corpus,omitempty"`
+	Settings        Settings         `json:"settings"`
+	Points          []*Point         `json:"points"`
+	Memory          Memory           `json:"memory"`
 	// Micro holds the stage benchmarks (go test -bench) of the run.
 	Micro []Micro `json:"micro,omitempty"`
 	// Routing is the routing comparison, when it was run.
 	Routing *RoutingResults `json:"routing,omitempty"`
 	// Notes are extra remarks printed at the end (gateway errors, noise).
 	Notes []string `json:"notes,omitempty"`
+}
+
+// RetrievalCorpus is the retrieval path's collection, as its gateway
+// logged the sync of its sources at start.
+type RetrievalCorpus struct {
+	// Source is the sources' path, relative to the module root.
+	Source string `json:"source"`
+	// Files and Chunks are the documents and chunks ingested; Took how
+	// long the sync took (the gateway was ready after it).
+	Files  int           `json:"files"`
+	Chunks int           `json:"chunks"`
+	Took   time.Duration `json:"took"`
 }
 
 // Find returns the point with these keys, or nil. rate is ignored for the
@@ -233,6 +293,9 @@ func (r *Results) Paths() []string {
 	}
 	if r.Guard {
 		paths = append(paths, PathGuard)
+	}
+	if r.Retrieval {
+		paths = append(paths, PathRetrieval)
 	}
 	if r.Nginx != "" {
 		paths = append(paths, PathNginx)

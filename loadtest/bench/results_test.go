@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -45,6 +46,21 @@ func TestAgg(t *testing.T) {
 	if a.Requests != 15 || a.Errors != 3 || a.ErrorKinds["timeout"] != 2 || a.ErrorKinds["http_502"] != 1 {
 		t.Errorf("error sums wrong: %+v", a)
 	}
+	if !math.IsNaN(a.SearchUS) || a.Retrieved != (RetrievalSample{}) {
+		t.Errorf("retrieval figures of a point without any: %+v", a)
+	}
+	r := &Point{Samples: []Sample{
+		{PromptTokens: 1300, Retrieval: &RetrievalSample{Hits: 9, Empty: 1, SearchUS: 300}},
+		{PromptTokens: 1310, Retrieval: &RetrievalSample{Hits: 10, Errors: 2, SearchUS: 100}},
+		{PromptTokens: 1290, Retrieval: &RetrievalSample{Hits: 10, SearchUS: 200}},
+	}}
+	if a := r.Agg(); a.PromptTokens != 1300 || a.SearchUS != 200 || a.Retrieved != (RetrievalSample{Hits: 29, Empty: 1, Errors: 2}) || a.RetrievalRuns != 3 {
+		t.Errorf("retrieval aggregation wrong: prompt %g, search %g, %+v of %d runs", a.PromptTokens, a.SearchUS, a.Retrieved, a.RetrievalRuns)
+	}
+	r.Samples = append(r.Samples, Sample{PromptTokens: 1305}) // its /metrics did not answer
+	if a := r.Agg(); a.SearchUS != 200 || a.Retrieved.Hits != 29 || a.RetrievalRuns != 3 || a.N != 4 {
+		t.Errorf("with a sample without the stage's figures: search %g, %+v of %d runs, N %d", a.SearchUS, a.Retrieved, a.RetrievalRuns, a.N)
+	}
 	if empty := (&Point{}).Agg(); !math.IsNaN(empty.P50) || empty.N != 0 {
 		t.Errorf("empty point: %+v", empty)
 	}
@@ -73,9 +89,11 @@ func fixtureResults(withNginx bool) *Results {
 			StreamsIdleKB: 10000, StreamsRSSKB: 70000, StreamsHWMKB: 71000, StreamsOK: 999, StreamsErrors: 1,
 			StreamsErrorKinds: map[string]int64{"timeout": 1}, StreamsTTFTMax: 412,
 		},
-		Notes: []string{"A fixed note."},
+		Notes:           []string{"A fixed note."},
+		Retrieval:       true,
+		RetrievalCorpus: &RetrievalCorpus{Source: retrievalCorpus, Files: 188, Chunks: 1078, Took: 479 * time.Millisecond},
 	}
-	paths := []string{PathDirect, PathSwitchyard}
+	paths := []string{PathDirect, PathSwitchyard, PathRetrieval}
 	if withNginx {
 		r.Nginx = "nginx/1.22.1"
 		r.Memory.NginxIdleKB, r.Memory.NginxPeakKB = 14000, 15000
@@ -83,9 +101,19 @@ func fixtureResults(withNginx bool) *Results {
 	} else {
 		r.NginxNote = "nginx not found on PATH"
 	}
-	// Added latency per path: switchyard +60/+200 µs, nginx +40/+300 µs.
-	add := map[string][2]float64{PathDirect: {0, 0}, PathSwitchyard: {60, 200}, PathNginx: {40, 300}}
-	cpu := map[string]float64{PathDirect: 0, PathSwitchyard: 90, PathNginx: 50}
+	// Added latency per path: switchyard +60/+200 µs, nginx +40/+300 µs,
+	// retrieval +900/+3000 µs with a prompt 12x longer upstream (and one
+	// repeat at 1000 req/s that fell behind the load).
+	add := map[string][2]float64{PathDirect: {0, 0}, PathSwitchyard: {60, 200}, PathNginx: {40, 300}, PathRetrieval: {900, 3000}}
+	cpu := map[string]float64{PathDirect: 0, PathSwitchyard: 90, PathNginx: 50, PathRetrieval: 600}
+	upstream := map[string]float64{PathDirect: 20, PathSwitchyard: 20, PathNginx: 20, PathRetrieval: 220}
+	prompt := map[string]float64{PathDirect: 102, PathSwitchyard: 102, PathNginx: 102, PathRetrieval: 1305}
+	retrieved := func(path string, n int64, j float64) *RetrievalSample {
+		if path != PathRetrieval {
+			return nil
+		}
+		return &RetrievalSample{Hits: n - 1, Empty: 1, SearchUS: 250 + j}
+	}
 	for _, sc := range []string{ScenarioChat, ScenarioStream} {
 		for _, rate := range r.Settings.Rates {
 			for _, path := range paths {
@@ -94,10 +122,14 @@ func fixtureResults(withNginx bool) *Results {
 					j := float64(i) * 15
 					s := Sample{
 						P50US: 500 + add[path][0] + j, P99US: 1500 + add[path][1] + j,
-						Throughput: rate, Requests: int64(rate) * 5, ProxyCPUUS: cpu[path] + j, UpstreamCPUUS: 20,
+						Throughput: rate, Requests: int64(rate) * 5, ProxyCPUUS: cpu[path] + j, UpstreamCPUUS: upstream[path],
+						PromptTokens: prompt[path], Retrieval: retrieved(path, int64(rate)*5, j),
 					}
 					if sc == ScenarioStream {
 						s.TTFTP50US, s.TTFTP99US = s.P50US-20, s.P99US-20
+					}
+					if path == PathRetrieval && sc == ScenarioChat && rate == 1000 && i == 1 {
+						s.Throughput, s.P50US = 700, 250000 // fell behind the load
 					}
 					if path == PathSwitchyard && i == 1 {
 						s.Errors, s.ErrorKinds = 2, map[string]int64{"http_502": 2}
@@ -106,14 +138,18 @@ func fixtureResults(withNginx bool) *Results {
 				}
 			}
 		}
-		thr := map[string]float64{PathDirect: 25000, PathSwitchyard: 15000, PathNginx: 14000}
+		thr := map[string]float64{PathDirect: 25000, PathSwitchyard: 15000, PathNginx: 14000, PathRetrieval: 1900}
 		for _, path := range paths {
 			p := r.point(sc, path, "closed", 0, 64)
 			for i := range 2 {
 				p.Samples = append(p.Samples, Sample{
 					P50US: 2000, P99US: 6000, Throughput: thr[path] + float64(i)*100, Requests: 60000,
-					ProxyCPUUS: cpu[path] / 2, UpstreamCPUUS: 20, ProxyBusy: 0.6, LoadBusy: 0.95,
+					ProxyCPUUS: cpu[path] / 2, UpstreamCPUUS: upstream[path], ProxyBusy: 0.6, LoadBusy: 0.95,
+					PromptTokens: prompt[path], Retrieval: retrieved(path, 60000, float64(i)*100),
 				})
+				if sc == ScenarioStream && i == 1 {
+					p.Samples[i].Retrieval = nil // its /metrics did not answer
+				}
 			}
 		}
 	}
@@ -131,7 +167,12 @@ func TestFindAndPaths(t *testing.T) {
 	if p := r.Find(ScenarioChat, PathNginx, "open", 3000); p != nil {
 		t.Errorf("Find of a missing rate = %+v", p)
 	}
-	if got := len(fixtureResults(false).Paths()); got != 2 {
-		t.Errorf("paths without nginx = %d, want 2", got)
+	if got := fixtureResults(false).Paths(); !slices.Equal(got, []string{PathDirect, PathSwitchyard, PathRetrieval}) {
+		t.Errorf("paths without nginx = %q, want direct, switchyard, retrieval", got)
+	}
+	all := &Results{Admission: true, CacheHit: true, Guard: true, Retrieval: true, Nginx: "nginx/1"}
+	want := []string{PathDirect, PathSwitchyard, PathAdmission, PathCacheHit, PathGuard, PathRetrieval, PathNginx}
+	if got := all.Paths(); !slices.Equal(got, want) {
+		t.Errorf("every path: %q, want %q", got, want)
 	}
 }
