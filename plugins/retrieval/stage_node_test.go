@@ -3,7 +3,6 @@ package retrieval_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,24 +19,7 @@ import (
 // gateway. Without node or the SDK it skips, or fails when
 // SWITCHYARD_REQUIRE_NODE is set.
 func TestStageNodeSDK(t *testing.T) {
-	missing := func(reason string) {
-		t.Helper()
-		switch strings.ToLower(strings.TrimSpace(os.Getenv("SWITCHYARD_REQUIRE_NODE"))) {
-		case "1", "true", "yes":
-			t.Fatalf("SWITCHYARD_REQUIRE_NODE is set, but %s", reason)
-		}
-		t.Skipf("skipping the Node SDK walkthrough: %s", reason)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		missing("node is not installed")
-	}
-	pkg, err := filepath.Abs(filepath.Join("..", "..", "gateway", "testdata", "node", "node_modules", "openai"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(pkg, "index.mjs")); err != nil {
-		missing("the Node SDK is not installed; run `npm ci --prefix gateway/testdata/node` (as .ci/run does)")
-	}
+	pkg := nodeSDK(t)
 	docs, err := filepath.Abs(filepath.Join("..", "..", "configs", "retrieval-docs"))
 	if err != nil {
 		t.Fatal(err)
