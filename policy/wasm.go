@@ -267,6 +267,31 @@ type wasmVM struct {
 	// fault is what went wrong on the host side during the current
 	// evaluation (a built-in's result that cannot cross, a Halt).
 	fault error
+	// known are the strings of this evaluation whose text this side wrote
+	// (the input's texts, the long strings built-ins returned), by where
+	// their bytes are: an argument that is one of them is not read again.
+	known []knownString
+}
+
+// knownString is a string's bytes in memory and the Go string they hold.
+type knownString struct {
+	at, n uint32
+	s     string
+}
+
+// minKnown is the shortest text a built-in returns that is written as a
+// string value and remembered, rather than as value text to parse.
+const minKnown = 64
+
+// knownText is the Go string whose bytes are the n at p, if this side
+// wrote them in this evaluation.
+func (vm *wasmVM) knownText(p, n uint32) (string, bool) {
+	for _, k := range vm.known {
+		if k.at == p && k.n == n {
+			return k.s, true
+		}
+	}
+	return "", false
 }
 
 type vmKey struct{}
@@ -444,6 +469,8 @@ func (vm *wasmVM) evalInput(in *Input) (ast.Value, error) {
 	}
 	vm.mem.Write(inAddr, vm.buf)
 	vm.fault = nil
+	clear(vm.known)
+	vm.known = vm.known[:0]
 	vm.bctx = topdown.BuiltinContext{Context: context.Background(), Cache: builtins.Cache{}}
 	// What opa_eval does (heap reset, parse, eval), with the input's
 	// texts set between the parse and the evaluation and the result
@@ -530,6 +557,7 @@ func (vm *wasmVM) setTexts(in *Input, input, addr uint32) error {
 		h[1] = 0
 		putLE32(h[4:], uint32(len(text)))
 		putLE32(h[8:], at)
+		vm.known = append(vm.known, knownString{at, uint32(len(text)), text})
 		return nil
 	}
 	prompt := addr
@@ -630,6 +658,9 @@ func (vm *wasmVM) callBuiltin(id uint32, argAddrs []uint64) uint32 {
 	if err != nil || out == nil {
 		return 0
 	}
+	if s, ok := out.Value.(ast.String); ok && len(s) >= minKnown && vm.q.layout {
+		return vm.writeString(string(s))
+	}
 	text, err := appendValue(vm.out[:0], out.Value)
 	if err != nil {
 		vm.fault = fmt.Errorf("wasm: the result of %s: %w", b.name, err)
@@ -656,6 +687,35 @@ func (vm *wasmVM) callBuiltin(id uint32, argAddrs []uint64) uint32 {
 		vm.fault = fmt.Errorf("wasm: the module did not parse the result of %s", b.name)
 	}
 	return uint32(st[0])
+}
+
+// writeString makes s a string value of the module's in one allocation
+// (the value, then its bytes; free cleared, the bytes not being the
+// allocator's), written as it is rather than as value text parsed, and
+// remembers it for the arguments it is passed as (lib.lower_text: 1 KB
+// lowered in Go, then handed to switchyard.contains_any, never crossed).
+func (vm *wasmVM) writeString(s string) uint32 {
+	if len(s) > 1<<30 {
+		vm.fault = errors.New("wasm: a built-in's result is too large")
+		return 0
+	}
+	st := vm.hstack
+	st[0] = uint64(12 + len(s))
+	if err := vm.malloc.CallWithStack(vm.ctx, st); err != nil {
+		vm.fault = err
+		return 0
+	}
+	addr := uint32(st[0])
+	var h [12]byte
+	h[0] = wasmString
+	putLE32(h[4:], uint32(len(s)))
+	putLE32(h[8:], addr+12)
+	if !vm.mem.Write(addr, h[:]) || !vm.mem.WriteString(addr+12, s) {
+		vm.fault = errors.New("wasm: writing past the memory")
+		return 0
+	}
+	vm.known = append(vm.known, knownString{addr + 12, uint32(len(s)), s})
+	return addr
 }
 
 // hostAbort is opa_abort: the module gave up (an internal error, a
@@ -765,6 +825,9 @@ func (vm *wasmVM) readValue(addr uint32, depth int, allowed uint32, used *uint32
 		fallthrough
 	case wasmString:
 		n, p := le32(h[4:]), le32(h[8:])
+		if s, ok := vm.knownText(p, n); ok {
+			return ast.String(s), true
+		}
 		b, ok := vm.mem.Read(p, n)
 		if !ok || !utf8.Valid(b) {
 			return nil, false

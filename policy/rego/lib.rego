@@ -33,7 +33,9 @@ _request_text := input.prompt if is_string(input.prompt)
 else := concat("\n", [m.content | some m in input.messages; is_string(m.content)])
 
 # Lower-cased copy, computed once per evaluation and shared by policies.
-lower_text := lower(text)
+# switchyard.lower is lower computed in Go (the WebAssembly evaluator then
+# hands it to switchyard.contains_any without reading it back).
+lower_text := switchyard.lower(text)
 
 # true when the text contains at least one ASCII digit. (The default
 # policies' detectors run in Go, see switchyard.pii; this is for yours.)
