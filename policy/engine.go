@@ -183,9 +183,8 @@ func (e *Engine) prepareWasm(ctx context.Context, modules map[string]*ast.Module
 	if err != nil {
 		return err
 	}
-	v, err := w.eval(empty)
-	var got *Decision
-	if err == nil {
+	v, got, err := w.eval(empty)
+	if err == nil && got == nil {
 		got, err = decisionOf(v)
 	}
 	if err != nil {
@@ -404,8 +403,11 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (*Decision, error) {
 		return nil, err
 	}
 	if w := e.wasm; w != nil {
-		v, err := w.eval(in)
+		v, d, err := w.eval(in)
 		if err == nil {
+			if d != nil {
+				return d, nil
+			}
 			return decisionOf(v)
 		}
 		if e.onFallback != nil {

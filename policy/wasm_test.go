@@ -361,3 +361,52 @@ func TestWasmReadsConstants(t *testing.T) {
 		t.Fatal("no array of constants kept (the triggers)")
 	}
 }
+
+// TestWasmQuickDecision checks that quickDecision, where it reads the
+// decision, reads what decisionOf reads from the value, on the corpus in
+// both phases, and that it reads the clean prompt's.
+func TestWasmQuickDecision(t *testing.T) {
+	lines := append(loadCorpus(t), corpusLine{Text: cleanPrompt1KB()}, corpusLine{Text: ""})
+	for _, data := range []map[string]any{nil, {"pii": "flag", "injection": "deny"}} {
+		w, _ := loadBoth(t, libraryDir, data)
+		vm, err := w.wasm.get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		quick := 0
+		for _, l := range lines {
+			resp := requestInput("question")
+			resp.Phase, resp.Output = "response", l.Text
+			for _, in := range []*Input{requestInput(l.Text), resp} {
+				vm.noQuick = true
+				v, _, err := vm.evalInput(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := decisionOf(v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				vm.noQuick = false
+				_, got, err := vm.evalInput(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got == nil {
+					continue
+				}
+				quick++
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s phase, %q: quickDecision %+v, decisionOf %+v", in.Phase, in.Prompt+in.Output, got, want)
+				}
+			}
+		}
+		vm.noQuick = false
+		_, got, err := vm.evalInput(requestInput(cleanPrompt1KB()))
+		if err != nil || got == nil {
+			t.Fatalf("the clean prompt's decision is not read by quickDecision (%v)", err)
+		}
+		t.Logf("settings %v: %d of %d decisions read by quickDecision", data, quick, 2*len(lines))
+		w.wasm.put(vm)
+	}
+}
