@@ -1,6 +1,8 @@
 package retrieval
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"sync"
 	"time"
@@ -30,7 +32,8 @@ type auditRecord struct {
 	RequestID  string        `json:"request_id"`
 	Route      string        `json:"route"`
 	Collection string        `json:"collection"`
-	Query      string        `json:"query"`
+	Query      string        `json:"query,omitempty"` // with the stage's audit_query only
+	QuerySHA   string        `json:"query_sha256"`
 	At         time.Time     `json:"at"`
 	Sources    []auditSource `json:"sources"`
 }
@@ -45,13 +48,17 @@ type auditSource struct {
 
 func newAuditLog() *auditLog { return &auditLog{byID: map[string]*auditRecord{}} }
 
-// record keeps what a request was given. The query is kept (it is the
-// caller's own text, served only to the admin).
-func (a *auditLog) record(requestID, route, coll, query string, used []source) {
+// record keeps what a request was given: the query's SHA-256, and its text
+// only when keepQuery (the stage's audit_query) says so.
+func (a *auditLog) record(requestID, route, coll, query string, keepQuery bool, used []source) {
 	if a == nil || requestID == "" {
 		return
 	}
-	r := &auditRecord{RequestID: requestID, Route: route, Collection: coll, Query: cutUTF8(query, 2000), At: time.Now().UTC(), Sources: []auditSource{}}
+	sum := sha256.Sum256([]byte(query))
+	r := &auditRecord{RequestID: requestID, Route: route, Collection: coll, QuerySHA: hex.EncodeToString(sum[:]), At: time.Now().UTC(), Sources: []auditSource{}}
+	if keepQuery {
+		r.Query = cutUTF8(query, 2000)
+	}
 	for _, u := range used {
 		r.Sources = append(r.Sources, auditSource{N: u.n, ChunkID: u.hit.ChunkID, DocID: u.hit.DocID, Score: u.hit.Score, Cut: len(u.text) < len(u.hit.Text)})
 	}

@@ -55,6 +55,9 @@ type Stage struct {
 	BaseURL string `yaml:"base_url"`
 	// Instruction replaces the default instruction before the sources.
 	Instruction string `yaml:"instruction"`
+	// AuditQuery keeps the query's text in the audit record (served at
+	// /admin/retrieval/audit); by default only its SHA-256.
+	AuditQuery bool `yaml:"audit_query"`
 
 	mode  retrieve.Mode
 	coll  *Coll
@@ -201,7 +204,7 @@ func (s *Stage) Handle(x *gateway.Exchange, next gateway.Handler) error {
 		return &gateway.Error{Status: 500, Code: gateway.CodeInternal, Message: "retrieval: searching the collection " + s.Collection + " failed", Err: err}
 	}
 	used := packSources(hits, s.MaxContextTokens)
-	s.audit.record(string(x.RequestID), s.route, s.Collection, query, used)
+	s.audit.record(string(x.RequestID), s.route, s.Collection, query, s.AuditQuery, used)
 	if len(used) == 0 {
 		s.empty.Inc()
 		return next.Handle(x)

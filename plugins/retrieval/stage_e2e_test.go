@@ -255,6 +255,9 @@ func TestStageAuditAndReload(t *testing.T) {
 	if resp.StatusCode != 200 || json.Unmarshal(b, &rec) != nil || rec.Collection != "docs" || len(rec.Sources) != len(a.sources) || rec.Sources[0].ChunkID != a.sources[0] {
 		t.Fatalf("audit: %d %s (sources %v)", resp.StatusCode, b, a.sources)
 	}
+	if strings.Contains(string(b), "quokka") || !strings.Contains(string(b), `"query_sha256":"`) {
+		t.Errorf("the audit record holds the query's text, or no hash of it: %s", b)
+	}
 	if resp, _ := http.Get(g.Admin + "/admin/retrieval/audit?request_id=nope"); resp.StatusCode != 404 {
 		t.Errorf("unknown request id: %d", resp.StatusCode)
 	}
