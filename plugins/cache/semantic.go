@@ -3,7 +3,6 @@ package cache
 import (
 	"context"
 	"encoding/gob"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -161,38 +160,14 @@ func (p *poolEmbedder) Dim() int     { return 0 }
 func (p *poolEmbedder) Name() string { return p.pool }
 
 func (p *poolEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
-	body, _ := json.Marshal(map[string]any{"model": p.pool, "input": texts})
 	ctx, cancel := context.WithTimeout(ctx, embedTimeout)
 	defer cancel()
-	resp, err := p.d.Do(ctx, &gateway.Request{Op: gateway.OpEmbeddings, Body: body})
+	vecs, err := gateway.EmbedTexts(ctx, p.d, p.pool, texts)
 	if err != nil {
-		return nil, fmt.Errorf("cache: embedding with %s: %w", p.pool, err)
+		return nil, fmt.Errorf("cache: %w", err)
 	}
-	if resp.Stream != nil {
-		resp.Stream.Close()
-		return nil, fmt.Errorf("cache: embedding with %s: a stream answered", p.pool)
-	}
-	if resp.Status != 200 {
-		return nil, fmt.Errorf("cache: embedding with %s: status %d", p.pool, resp.Status)
-	}
-	var out struct {
-		Data []struct {
-			Index     int       `json:"index"`
-			Embedding []float32 `json:"embedding"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(resp.Body, &out); err != nil {
-		return nil, fmt.Errorf("cache: embedding with %s: %w", p.pool, err)
-	}
-	if len(out.Data) != len(texts) {
-		return nil, fmt.Errorf("cache: embedding with %s: %d vectors for %d inputs", p.pool, len(out.Data), len(texts))
-	}
-	vecs := make([][]float32, len(texts))
-	for _, d := range out.Data {
-		if d.Index < 0 || d.Index >= len(vecs) || len(d.Embedding) == 0 {
-			return nil, fmt.Errorf("cache: embedding with %s: a bad vector", p.pool)
-		}
-		vecs[d.Index] = normalize(d.Embedding)
+	for i, v := range vecs {
+		vecs[i] = normalize(v)
 	}
 	return vecs, nil
 }
