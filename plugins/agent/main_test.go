@@ -14,6 +14,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/goleak"
+
+	"switchyard/internal/leaktest"
 )
 
 // The test binary doubles as a stdio MCP server: with AGENT_TEST_MCP set
@@ -39,19 +41,7 @@ func TestMain(m *testing.M) {
 		startWait:   5 * time.Second,
 		terminate:   time.Second,
 	}
-	goleak.VerifyTestMain(m,
-		// fasthttp's package-level workers (the gateway tests) live for the
-		// process.
-		goleak.IgnoreTopFunction("github.com/valyala/fasthttp.init.func1"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp/stackless.funcWorker"),
-		// The tests' own net/http clients keep idle connections.
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-	)
+	goleak.VerifyTestMain(m, leaktest.Options()...)
 }
 
 // testServerOptions shape a test MCP server.

@@ -61,9 +61,9 @@ type Stage struct {
 	log      *slog.Logger
 	audit    *auditLog
 
-	steps, calls                     *metrics.Counter
-	bounded, denied, failed, refused *metrics.Counter
-	stepTime                         *metrics.PrometheusHistogram
+	steps, calls             *metrics.Counter
+	bounded, failed, refused *metrics.Counter
+	stepTime                 *metrics.PrometheusHistogram
 }
 
 // toolbox is what the stage needs of the tool registry (*Registry).
@@ -131,7 +131,6 @@ func (s *Stage) Provision(env *gateway.Env) error {
 	s.bounded = m.Counter("switchyard_agent_bounded_total"+lbl, "Agent loops ended by max_steps, max_tool_calls or total_timeout.")
 	s.failed = m.Counter("switchyard_agent_tool_errors_total"+lbl, "Tool calls that failed (server down, timeout, bad arguments...).")
 	s.refused = m.Counter("switchyard_agent_tool_refusals_total"+lbl, "Tool calls refused (approval needed).")
-	s.denied = s.refused
 	s.stepTime = m.Histogram("switchyard_agent_step_seconds"+lbl, "Time of one agent step: the model call and its tool calls.", nil)
 	return m.Err()
 }

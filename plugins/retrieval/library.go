@@ -56,7 +56,6 @@ func Register(reg *gateway.Registry) {
 type Library struct {
 	cfg   *config.Config
 	log   *slog.Logger
-	live  bool
 	colls map[string]*Coll // by name
 	names []string         // sorted
 	audit *auditLog
@@ -108,7 +107,7 @@ type Coll struct {
 
 	closeOnce sync.Once
 	closers   []func() error
-	// writeMu serializes the source sync against itself (a reload while
+	// syncMu serializes the source sync against itself (a reload while
 	// the previous one still ingests).
 	syncMu sync.Mutex
 }
@@ -140,7 +139,7 @@ func libraryOf(ctx *fasthttp.RequestCtx) *Library {
 // openLibrary is the service's Open: each collection of cfg, from the
 // resource pool or opened now, its sources then brought in step.
 func openLibrary(env *gateway.Env, cfg *config.Config, audit *auditLog) (any, error) {
-	l := &Library{cfg: cfg, log: env.Log, live: env.Live, colls: map[string]*Coll{}, audit: audit}
+	l := &Library{cfg: cfg, log: env.Log, colls: map[string]*Coll{}, audit: audit}
 	for i := range cfg.Collections {
 		spec := cfg.Collections[i]
 		l.names = append(l.names, spec.Name)
